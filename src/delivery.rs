@@ -1,0 +1,212 @@
+//! Grant delivery: how a grant that an engine decided reaches its client.
+//!
+//! Engines never run user code. When an engine operation grants a request it pushes the
+//! request onto the calling thread's *delivery queue*; the front end drains that queue with
+//! [`flush`] after the engine operation has returned, that is when the engine holds nothing
+//! another client needs (spec rule 9). Draining is a trampoline: a direct callback that
+//! releases a set, whose release grants the next set, only pushes that grant onto the queue
+//! that the outer `flush` is already draining, so a chain of direct callbacks runs in a loop
+//! and the stack does not grow with the chain.
+//!
+//! Each waiter has a one-word state, `EMPTY -> PARKED -> DELIVERED` (or `EMPTY ->
+//! DELIVERED`): the granting thread and the blocked thread meet on one read-modify-write of
+//! that word, so a wake-up cannot be lost and no store-load fence is needed.
+
+use crate::engine::Engine;
+use crate::guard::Guard;
+use crate::sync::{thread_local, AtomicU8, Ordering, Thread, UnsafeCell};
+use crate::worker::Dispatch;
+use atomic_waker::AtomicWaker;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// A request whose grant can be delivered; implemented by each engine's request type.
+pub trait Deliver: Send + Sync {
+    /// Deliver the grant (wake the thread or future, or dispatch the callback).
+    fn deliver(self: Arc<Self>);
+    /// Run the grant callback here (on a worker or pool thread).
+    fn run_callback(self: Arc<Self>);
+}
+
+/// The grant callback of an async request.
+pub type Callback<E> = Box<dyn FnOnce(Guard<E>) + Send + 'static>;
+
+const EMPTY: u8 = 0;
+const PARKED: u8 = 1;
+const DELIVERED: u8 = 2;
+
+/// How the client of one request waits for its grant.
+pub struct Waiter<E: Engine> {
+    /// `EMPTY`, `PARKED` (a thread is or is about to be parked) or `DELIVERED`.
+    state: AtomicU8,
+    kind: Kind<E>,
+}
+
+enum Kind<E: Engine> {
+    /// A blocked thread (sync sets).
+    Thread(Thread),
+    /// A future's waker.
+    Future(AtomicWaker),
+    /// A callback; taken exactly once, by the delivering thread.
+    Callback(Dispatch, UnsafeCell<Option<Callback<E>>>),
+}
+
+// SAFETY: the callback cell is written only at construction and taken only by the one thread
+// that delivers the grant, which the engine's exactly-once grant makes unique (rule 5); every
+// other field is Sync. The callback itself is `Send`.
+unsafe impl<E: Engine> Sync for Waiter<E> {}
+
+impl<E: Engine> Waiter<E> {
+    /// A waiter for the current thread.
+    pub(crate) fn thread(me: Thread) -> Self {
+        Waiter {
+            state: AtomicU8::new(EMPTY),
+            kind: Kind::Thread(me),
+        }
+    }
+
+    /// A waiter for a future.
+    pub(crate) fn future() -> Self {
+        Waiter {
+            state: AtomicU8::new(EMPTY),
+            kind: Kind::Future(AtomicWaker::new()),
+        }
+    }
+
+    /// A waiter that runs `f` with the guard.
+    pub(crate) fn callback(dispatch: Dispatch, f: Callback<E>) -> Self {
+        Waiter {
+            state: AtomicU8::new(EMPTY),
+            kind: Kind::Callback(dispatch, UnsafeCell::new(Some(f))),
+        }
+    }
+
+    /// Whether the grant has been delivered.
+    #[inline]
+    pub(crate) fn is_delivered(&self) -> bool {
+        // Acquire: pairs with the deliverer's AcqRel swap, so the holder sees the engine's
+        // grant (and everything released before it) once it sees DELIVERED.
+        self.state.load(Ordering::Acquire) == DELIVERED
+    }
+
+    /// Announce that the waiting thread is about to park. `false`: already delivered.
+    pub(crate) fn announce_park(&self) -> bool {
+        // AcqRel: meets the deliverer's swap on this one word (see the module docs).
+        self.state
+            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            || self.state.load(Ordering::Acquire) == PARKED
+    }
+
+    /// Withdraw a park announcement before the waiter stops waiting by itself (timeout or
+    /// interrupt), so a late delivery does not unpark the thread for nothing.
+    pub(crate) fn withdraw_park(&self) {
+        // Relaxed failure: a failed CAS means DELIVERED, which the caller does not read.
+        let _ = self
+            .state
+            .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Register a future's waker (no-op for other waiters).
+    pub(crate) fn register_waker(&self, waker: &std::task::Waker) {
+        if let Kind::Future(w) = &self.kind {
+            w.register(waker);
+        }
+    }
+}
+
+/// Deliver the grant of `req`, on the thread whose engine operation completed it.
+pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
+    let waiter = E::waiter(&req);
+    match &waiter.kind {
+        Kind::Thread(thread) => {
+            // AcqRel: publish the grant to the waiter and see whether it parked (one word).
+            if waiter.state.swap(DELIVERED, Ordering::AcqRel) == PARKED {
+                thread.unpark();
+            }
+        }
+        Kind::Future(waker) => {
+            // Release: the future's Acquire load of DELIVERED sees the grant.
+            waiter.state.store(DELIVERED, Ordering::Release);
+            waker.wake();
+        }
+        Kind::Callback(dispatch, _) => {
+            // Release: `Pending::is_granted` readers see the grant.
+            waiter.state.store(DELIVERED, Ordering::Release);
+            let worker = match dispatch {
+                Dispatch::Direct => None,
+                Dispatch::Worker(worker) => Some(worker.clone()),
+                Dispatch::Pool => {
+                    rayon::spawn(move || run_callback::<E>(req));
+                    return;
+                }
+            };
+            match worker {
+                None => run_callback::<E>(req),
+                Some(worker) => worker.send(req),
+            }
+        }
+    }
+}
+
+/// Run the grant callback of `req` on this thread. A panicking callback is caught: its guard
+/// is dropped while unwinding, which releases the set, and the engine stays usable; the panic
+/// message has already been printed by the panic hook.
+pub(crate) fn run_callback<E: Engine>(req: Arc<E::Request>) {
+    let waiter = E::waiter(&req);
+    let Kind::Callback(_, cell) = &waiter.kind else {
+        return;
+    };
+    // SAFETY: only the thread delivering this request's (exactly-once) grant gets here, once,
+    // so nothing else reads or writes the cell at the same time (see `unsafe impl Sync`).
+    let f = cell.with_mut(|slot| unsafe { (*slot).take() });
+    if let Some(f) = f {
+        let guard = Guard::from_granted(req);
+        let _ = catch_unwind(AssertUnwindSafe(move || f(guard)));
+    }
+    flush();
+}
+
+struct Queue {
+    items: VecDeque<Arc<dyn Deliver>>,
+    draining: bool,
+}
+
+thread_local! {
+    static QUEUE: RefCell<Queue> = RefCell::new(Queue { items: VecDeque::new(), draining: false });
+}
+
+/// Engines call this for every grant they decide.
+pub(crate) fn push(req: Arc<dyn Deliver>) {
+    QUEUE.with(|q| q.borrow_mut().items.push_back(req));
+}
+
+/// Deliver every grant queued on this thread, unless an outer `flush` on this thread is
+/// already doing so (then it will pick them up: the trampoline).
+pub(crate) fn flush() {
+    let start = QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        if q.draining || q.items.is_empty() {
+            false
+        } else {
+            q.draining = true;
+            true
+        }
+    });
+    if !start {
+        return;
+    }
+    // Reset `draining` even if a delivery unwinds (it cannot: callbacks are caught).
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            QUEUE.with(|q| q.borrow_mut().draining = false);
+        }
+    }
+    let _reset = Reset;
+    while let Some(next) = QUEUE.with(|q| q.borrow_mut().items.pop_front()) {
+        next.deliver();
+    }
+}

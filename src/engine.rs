@@ -1,0 +1,74 @@
+//! The interface between the public front end and the two engines that implement KDS.
+//!
+//! The front end ([`ResourceSet`](crate::ResourceSet), [`Guard`](crate::Guard), waiting,
+//! callbacks, futures) is written once, generic over [`Engine`]. The lock-free engine
+//! ([`LockFree`](crate::LockFree)) and the global-mutex reference
+//! ([`reference::Reference`](crate::reference::Reference)) implement it; `kds::*` and
+//! `kds::reference::*` are the same front end over each.
+
+use crate::delivery::{Deliver, Waiter};
+use crate::{Access, Error, Locked};
+use std::fmt;
+use std::sync::Arc;
+
+/// What kind of client made a set: a blocking (*sync*) one, or an async one with its policy
+/// for sync-locked resources (spec rule 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetKind {
+    /// A sync set (made by `wait*` or `try_acquire`): its links make resources sync-locked.
+    pub sync: bool,
+    /// The locked policy; always `Locked::Wait` for a sync set.
+    pub policy: Locked,
+}
+
+/// One resource of a set, as the engines see it: the resource's state and the access mode.
+pub type Entry<E> = (Arc<<E as Engine>::Core>, Access);
+
+/// An implementation of the KDS rules (`shared/kds-spec.md`). Not implementable outside kds.
+///
+/// Contract: every grant is reported exactly once, by pushing the request onto the calling
+/// thread's delivery queue ([`crate::delivery::push`]); engines never run user code.
+pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
+    /// Per-resource state, shared by every handle of one resource.
+    type Core: Send + Sync + Default + 'static;
+    /// One request (one set): its links, grant state and waiter.
+    type Request: Deliver + Send + Sync + 'static;
+
+    /// Short name used in reports and `Debug` output.
+    const NAME: &'static str;
+
+    /// Builds a request for `entries` (sorted by core address, no duplicates): the only heap
+    /// allocation of a request. Enqueues nothing.
+    fn new_request(
+        entries: &[Entry<Self>],
+        kind: SetKind,
+        waiter: Waiter<Self>,
+    ) -> Arc<Self::Request>;
+
+    /// Places all links of the request at once (spec rule 1), then triggers what the trigger
+    /// rule allows. `Err(Busy)` (policy Fail) or `Err(Overflow)` leave nothing queued. Call at
+    /// most once per request.
+    fn enqueue(req: &Arc<Self::Request>) -> Result<(), Error>;
+
+    /// Releases a granted request: removes all its links (spec rule 6). Call exactly once,
+    /// and only after the request was granted.
+    fn release(req: &Arc<Self::Request>);
+
+    /// Cancels an enqueued request: `true` if its grant will never be delivered (its links are
+    /// gone), `false` if it was or will be granted (spec rule 5).
+    fn cancel(req: &Arc<Self::Request>) -> bool;
+
+    /// Whether the engine has decided to grant the request.
+    fn is_granted(req: &Self::Request) -> bool;
+
+    /// The front end's waiter stored in the request.
+    fn waiter(req: &Self::Request) -> &Waiter<Self>;
+
+    /// `Debug` output for a resource.
+    fn fmt_core(core: &Self::Core, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+pub(crate) mod private {
+    /// Seals [`Engine`](super::Engine): only this crate's engines implement it.
+    pub trait Sealed {}
+}

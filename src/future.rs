@@ -1,0 +1,97 @@
+//! [`Acquire`]: an async request as a future.
+
+use crate::delivery::flush;
+use crate::engine::Engine;
+use crate::guard::Guard;
+use crate::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The future of [`ResourceSet::acquire`](crate::ResourceSet::acquire): resolves to the guard
+/// once the set is granted. It is an async set and honours the set's [`Locked`](crate::Locked)
+/// policy.
+///
+/// The set is enqueued on the first poll. Dropping the future before it resolves cancels the
+/// request; if the grant raced the drop, the set is released at once.
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<E: Engine> {
+    state: State<E>,
+}
+
+enum State<E: Engine> {
+    /// Built, not yet polled (or the set was refused before being built).
+    Unqueued(Result<Arc<E::Request>, Error>),
+    /// Enqueued, waiting for the grant.
+    Queued(Arc<E::Request>),
+    /// Resolved (or refused); nothing left to undo.
+    Done,
+}
+
+impl<E: Engine> Acquire<E> {
+    pub(crate) fn new(req: Result<Arc<E::Request>, Error>) -> Self {
+        Acquire {
+            state: State::Unqueued(req),
+        }
+    }
+}
+
+impl<E: Engine> Unpin for Acquire<E> {}
+
+impl<E: Engine> Future for Acquire<E> {
+    type Output = Result<Guard<E>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let req = match std::mem::replace(&mut self.state, State::Done) {
+            State::Done => panic!("kds::Acquire polled after completion"),
+            State::Unqueued(Err(e)) => return Poll::Ready(Err(e)),
+            State::Unqueued(Ok(req)) => {
+                E::waiter(&req).register_waker(cx.waker());
+                let enqueued = E::enqueue(&req);
+                flush();
+                if let Err(e) = enqueued {
+                    return Poll::Ready(Err(e));
+                }
+                req
+            }
+            State::Queued(req) => req,
+        };
+        let waiter = E::waiter(&req);
+        // Register, then check: a delivery after the check wakes the registered waker.
+        waiter.register_waker(cx.waker());
+        if waiter.is_delivered() {
+            return Poll::Ready(Ok(Guard::from_granted(req)));
+        }
+        self.state = State::Queued(req);
+        Poll::Pending
+    }
+}
+
+impl<E: Engine> Drop for Acquire<E> {
+    fn drop(&mut self) {
+        if let State::Queued(req) = std::mem::replace(&mut self.state, State::Done) {
+            if E::cancel(&req) {
+                flush();
+            } else {
+                // Granted while being dropped: the set is ours, give it back.
+                drop(Guard::<E>::from_granted(req));
+            }
+        }
+    }
+}
+
+impl<E: Engine> fmt::Debug for Acquire<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Unqueued(_) => "unqueued",
+            State::Queued(_) => "queued",
+            State::Done => "done",
+        };
+        f.debug_struct("Acquire")
+            .field("engine", &E::NAME)
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,81 @@
+//! [`Guard`] (a held set) and [`Pending`] (an async request not yet granted).
+
+use crate::delivery::flush;
+use crate::engine::Engine;
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+
+/// A granted, held set. Dropping it releases the set (the seed's
+/// `kds_resource_set_release`), which may grant other sets and run their direct callbacks on
+/// this thread.
+#[must_use = "dropping a Guard releases the set at once"]
+pub struct Guard<E: Engine> {
+    req: ManuallyDrop<Arc<E::Request>>,
+}
+
+impl<E: Engine> Guard<E> {
+    /// Wraps a request the engine has granted. Exactly one guard is made per grant.
+    pub(crate) fn from_granted(req: Arc<E::Request>) -> Self {
+        Guard {
+            req: ManuallyDrop::new(req),
+        }
+    }
+
+    /// Releases the set now (same as dropping the guard).
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl<E: Engine> Drop for Guard<E> {
+    fn drop(&mut self) {
+        // SAFETY: `req` is taken once, here, and never used again.
+        let req = unsafe { ManuallyDrop::take(&mut self.req) };
+        E::release(&req);
+        drop(req);
+        flush();
+    }
+}
+
+impl<E: Engine> fmt::Debug for Guard<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("engine", &E::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An async request whose callback has not necessarily run yet (the seed's
+/// `kds_async_waitall` result).
+///
+/// Dropping it does not cancel the request: the callback still runs when the set is granted.
+/// Call [`cancel`](Pending::cancel) to withdraw it.
+pub struct Pending<E: Engine> {
+    pub(crate) req: Arc<E::Request>,
+}
+
+impl<E: Engine> Pending<E> {
+    /// Withdraws the request. `true`: the callback will never run and nothing is left queued.
+    /// `false`: too late, the set was or will be granted and the callback runs (or ran).
+    /// Safe against a grant racing on another thread (spec rule 5).
+    pub fn cancel(self) -> bool {
+        let cancelled = E::cancel(&self.req);
+        flush();
+        cancelled
+    }
+
+    /// Whether the set has been granted (its callback started or is queued to start).
+    pub fn is_granted(&self) -> bool {
+        E::is_granted(&self.req)
+    }
+}
+
+impl<E: Engine> fmt::Debug for Pending<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("engine", &E::NAME)
+            .field("granted", &self.is_granted())
+            .finish()
+    }
+}

@@ -1,0 +1,74 @@
+//! [`Interrupt`]: what a kernel signal is to `kds_waitall`, for user-space threads.
+
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Thread};
+use std::fmt;
+
+/// A latch that breaks `wait_interruptible` out of its wait with
+/// [`Error::Interrupted`](crate::Error::Interrupted).
+///
+/// Clone it to hand it to another thread. Once [`interrupt`](Interrupt::interrupt)ed it stays
+/// interrupted (like a pending signal) until [`clear`](Interrupt::clear)ed; a wait that starts
+/// while it is set and cannot be granted at once returns `Interrupted` at once.
+///
+/// The waiter list is behind a small mutex: it is touched only by waits that use this
+/// interrupt, never by the engine's grant path.
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    fired: AtomicBool,
+    waiters: Mutex<Vec<Thread>>,
+}
+
+impl Interrupt {
+    /// A new, not yet fired, interrupt.
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Fire: every wait on this interrupt returns `Interrupted` (unless granted first).
+    pub fn interrupt(&self) {
+        // SeqCst: pairs with the SeqCst load in `is_interrupted` after a waiter registers.
+        self.inner.fired.store(true, Ordering::SeqCst);
+        let waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for t in waiters.iter() {
+            t.unpark();
+        }
+    }
+
+    /// Whether it has fired and not been cleared.
+    pub fn is_interrupted(&self) -> bool {
+        self.inner.fired.load(Ordering::SeqCst)
+    }
+
+    /// Reset to not fired.
+    pub fn clear(&self) {
+        self.inner.fired.store(false, Ordering::SeqCst);
+    }
+
+    /// Register the current thread to be unparked by `interrupt`. The registration is taken
+    /// under the waiter mutex, so an `interrupt` after it either sees the thread or happened
+    /// before the caller's next `is_interrupted` check.
+    pub(crate) fn register(&self, me: &Thread) {
+        let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        waiters.push(me.clone());
+    }
+
+    pub(crate) fn unregister(&self, me: &Thread) {
+        let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = waiters.iter().position(|t| t.id() == me.id()) {
+            waiters.swap_remove(i);
+        }
+    }
+}
+
+impl fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interrupt")
+            .field("interrupted", &self.is_interrupted())
+            .finish()
+    }
+}

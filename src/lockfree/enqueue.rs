@@ -1,0 +1,102 @@
+//! The two-phase, multi-resource enqueue (spec rule 1) with helping.
+//!
+//! Phase 1 appends the request's links, in the fixed resource order (by address), as
+//! *tentative* links: a link whose request is `UNDECIDED` may only be last in its queue, and
+//! nobody appends behind it. Whoever finds such a link at the end of a queue it wants to
+//! append to *helps* that request: runs the same phase 1 and 2 for it, then retries. Phase 2
+//! is one CAS on the request's state word (`UNDECIDED -> COMMITTED`, or `FAILED` for a Locked::Fail
+//! set that met a sync-locked resource): that CAS is the linearization point at which all k
+//! links enter their queues at once. No link is ever behind a tentative one, so every queue
+//! orders committed sets by their commit CAS, and the orders agree (rule 1).
+//!
+//! Helping terminates: a request found tentative on resource `r` has installed everything
+//! below `r` and only needs resources above it, so a chain of helping only climbs the
+//! resource order and cannot cycle.
+//!
+//! CAS count per enqueue of k resources, uncontended: k appends + 1 decision = k + 1 (a
+//! one-resource `Locked::Wait` set: 1, its append is its commit), matching Guerraoui et al.'s
+//! k + 1 and one above the lower bound k.
+
+use super::queue::{scan, try_append, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES};
+use super::request::{Request, COMMITTED, FAILED};
+use crate::sync::epoch::Guard as Pin;
+use crate::sync::Ordering;
+use crate::Locked;
+
+/// Runs (or helps) the enqueue of `req` to its end: all links installed, the request decided,
+/// and, if committed, its forced links triggered and its queues scanned. Idempotent.
+pub(super) fn run(req: &Request, pin: &Pin) {
+    if req.decided_by_append() {
+        // One link, decided by its append: never tentative, so only its owner runs this.
+        install(req, &req.links[0], true, pin);
+    } else {
+        for link in &req.links {
+            if !install(req, link, false, pin) {
+                break; // decided by a helper
+            }
+        }
+    }
+    let phase = match req.phase() {
+        0 => req.decide(must_fail(req, pin)),
+        phase => phase,
+    };
+    if phase == FAILED {
+        req.mark_removed(pin);
+        return;
+    }
+    debug_assert_eq!(phase, COMMITTED);
+    if req.kind.policy == Locked::Ignore {
+        for link in &req.links {
+            // Acquire: the first writer's decision, made before the commit.
+            if link.saw_sync.load(Ordering::Acquire) == SYNC_YES {
+                req.trigger(link);
+            }
+        }
+    }
+    for link in &req.links {
+        let core = link.core(pin);
+        // AcqRel: meet racing removals on this word (see `Core::changes`).
+        core.changes.fetch_add(1, Ordering::AcqRel);
+        scan(core, pin);
+    }
+}
+
+/// Appends one link, helping whatever tentative request stands in the way. `false` when the
+/// request turned out to be decided already (by a helper).
+fn install(req: &Request, link: &super::queue::Link, committed: bool, pin: &Pin) -> bool {
+    loop {
+        match try_append(req, link, committed, pin) {
+            Tail::Installed | Tail::Appended => return true,
+            Tail::Decided => return false,
+            Tail::Blocked(other) => run(other, pin),
+        }
+    }
+}
+
+/// For the Fail and Ignore policies: records, per link, whether its resource is sync-locked
+/// now (all links are installed, so no new sync link can enter behind them), and says whether
+/// a Fail request must fail. The first recorded answer per link wins, so every helper decides
+/// alike.
+fn must_fail(req: &Request, pin: &Pin) -> bool {
+    if req.kind.policy == Locked::Wait {
+        return false;
+    }
+    let mut fail = false;
+    for link in &req.links {
+        // Acquire: see the sync sets counted before their links were appended.
+        let locked = link.core(pin).sync_links.load(Ordering::Acquire) > 0;
+        let answer = if locked { SYNC_YES } else { SYNC_NO };
+        // AcqRel/Acquire: first writer wins; losers read the winner's answer.
+        let saw = match link.saw_sync.compare_exchange(
+            SYNC_UNKNOWN,
+            answer,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => answer,
+            Err(first) => first,
+        };
+        fail |= saw == SYNC_YES;
+    }
+    fail && req.kind.policy == Locked::Fail
+}

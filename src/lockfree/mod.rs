@@ -1,0 +1,116 @@
+//! The lock-free engine: per-resource lock-free FIFO queues, and a two-phase multi-resource
+//! enqueue with helping, so sets are ordered alike on every queue without any global lock.
+//!
+//! - [`queue`]: one resource's queue (a Harris-style list with logical deletion) and the
+//!   trigger scan that applies the trigger rule to it.
+//! - [`request`]: one set's links and its one-word state (decision, trigger count, grant vs
+//!   cancel).
+//! - [`enqueue`]: the multi-word enqueue (install tentative links in resource order, help
+//!   whoever is in the way, decide with one CAS).
+//!
+//! Memory: links live inside their request (one allocation per request); a request stays
+//! allocated while any of its links is still physically in a queue, and is freed through
+//! `crossbeam-epoch` after the last one is unlinked. `docs/design.md` gives the argument for
+//! rules 1 to 5.
+
+mod enqueue;
+mod queue;
+mod request;
+
+pub use queue::Core;
+pub use request::Request;
+
+use crate::delivery::Waiter;
+use crate::engine::{private, Engine, Entry, SetKind};
+use crate::sync::epoch;
+use crate::sync::Ordering;
+use crate::Error;
+use std::fmt;
+use std::sync::Arc;
+
+/// The lock-free engine (a type-level marker); `kds::*` uses it.
+#[derive(Debug)]
+pub struct LockFree;
+
+impl private::Sealed for LockFree {}
+
+/// Most sync links one resource may hold before `Error::Overflow`.
+const MAX_SYNC_LINKS: usize = isize::MAX as usize;
+
+impl Engine for LockFree {
+    type Core = Core;
+    type Request = Request;
+    const NAME: &'static str = "lock-free";
+
+    fn new_request(entries: &[Entry<Self>], kind: SetKind, waiter: Waiter<Self>) -> Arc<Request> {
+        Request::new(entries, kind, waiter)
+    }
+
+    fn enqueue(req: &Arc<Request>) -> Result<(), Error> {
+        if req.links.is_empty() {
+            req.grant_empty();
+            return Ok(());
+        }
+        let pin = &epoch::pin();
+        if req.kind.sync {
+            // Count the sync links before appending them, so that any async request decided
+            // behind them sees the resource sync-locked (rule 8).
+            for (i, link) in req.links.iter().enumerate() {
+                let core = link.core(pin);
+                // Release: paired with the Acquire load in `enqueue::must_fail`.
+                if core.sync_links.fetch_add(1, Ordering::Release) >= MAX_SYNC_LINKS {
+                    for undo in &req.links[..=i] {
+                        undo.core(pin).sync_links.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    return Err(Error::Overflow);
+                }
+            }
+        }
+        req.take_queue_ref();
+        enqueue::run(req, pin);
+        if req.phase() == request::FAILED {
+            req.drop_resources_later(pin);
+            return Err(Error::Busy);
+        }
+        Ok(())
+    }
+
+    fn release(req: &Arc<Request>) {
+        let pin = &epoch::pin();
+        remove(req, pin);
+    }
+
+    fn cancel(req: &Arc<Request>) -> bool {
+        if !req.try_cancel() {
+            return false;
+        }
+        let pin = &epoch::pin();
+        remove(req, pin);
+        true
+    }
+
+    fn is_granted(req: &Request) -> bool {
+        req.is_granted()
+    }
+
+    fn waiter(req: &Request) -> &Waiter<Self> {
+        req.waiter()
+    }
+
+    fn fmt_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(core, f)
+    }
+}
+
+/// Removes a released or cancelled request's links, then re-applies the trigger rule on each
+/// of its queues (rules 3 and 6).
+fn remove(req: &Arc<Request>, pin: &epoch::Guard) {
+    req.mark_removed(pin);
+    for link in &req.links {
+        let core = link.core(pin);
+        // AcqRel: meet racing enqueues and removals on this word (see `Core::changes`).
+        core.changes.fetch_add(1, Ordering::AcqRel);
+        queue::scan(core, pin);
+    }
+    req.drop_resources_later(pin);
+}

@@ -1,0 +1,312 @@
+//! One resource's lock-free FIFO queue of links, and the trigger scan over it.
+//!
+//! The queue is a singly linked list hanging off a permanent stub node in the resource's
+//! [`Core`]. Links are appended at the end (a CAS of the last node's `next` from null) and
+//! removed by *logical deletion*: the `MARK` tag on a link's own `next` pointer
+//! (Harris-style). A marked link is unlinked physically by whichever scan meets it, with a CAS
+//! of its predecessor's unmarked `next`; a marked link that is last stays until something is
+//! appended behind it. A marked link's `next` never changes again once non-null, and no
+//! `next` pointer ever returns to null, so a stale appender can never link a node twice.
+//!
+//! | `next` tag | meaning |
+//! |------------|---------|
+//! | `0`        | this link is live (queued, triggered or held) |
+//! | `MARK`     | this link is removed (released, cancelled or failed) |
+
+use super::request::Request;
+use crate::sync::epoch::{Atomic, Guard as Pin, Shared};
+use crate::sync::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::fmt;
+use std::ptr;
+use std::sync::Arc;
+
+/// Tag bit on `Link::next`: this link is removed.
+pub(super) const MARK: usize = 1;
+
+/// `Link::saw_sync`: not yet decided.
+pub(super) const SYNC_UNKNOWN: u8 = 0;
+/// `Link::saw_sync`: the resource was sync-locked when the request was decided.
+pub(super) const SYNC_YES: u8 = 1;
+/// `Link::saw_sync`: it was not.
+pub(super) const SYNC_NO: u8 = 2;
+
+/// One set's entry in one resource's queue. Links live inline in their [`Request`].
+pub(crate) struct Link {
+    /// The next link in this resource's queue; tag `MARK` when this link is removed.
+    pub(super) next: Atomic<Link>,
+    /// The request this link belongs to; null for a resource's stub.
+    pub(super) request: *const Request,
+    /// The resource; owns one strong count of its `Arc<Core>` until the request drops its
+    /// resources (see `Request::drop_resources`). Null for a stub.
+    pub(super) core: *const Core,
+    pub(super) exclusive: bool,
+    /// Set once, by whoever triggers the link (trigger rule, or the Ignore policy).
+    pub(super) triggered: AtomicBool,
+    /// For async requests with a Fail or Ignore policy: whether the resource was sync-locked
+    /// at decision time (first writer wins).
+    pub(super) saw_sync: AtomicU8,
+}
+
+// SAFETY: the raw pointers are shared references in all but name: `request` points to the
+// request that contains this link (alive while the link is reachable, see `retire`), and
+// `core` to a resource kept alive by the request or by the epoch (see `Request::drop_resources`).
+// Everything else is atomic.
+unsafe impl Send for Link {}
+// SAFETY: as for Send; no field is mutated through `&Link` except atomics.
+unsafe impl Sync for Link {}
+
+impl Link {
+    pub(super) fn new(request: *const Request, core: *const Core, exclusive: bool) -> Link {
+        Link {
+            next: Atomic::null(),
+            request,
+            core,
+            exclusive,
+            triggered: AtomicBool::new(false),
+            saw_sync: AtomicU8::new(SYNC_UNKNOWN),
+        }
+    }
+
+    /// The request of a link (`None` for a stub).
+    #[inline]
+    pub(super) fn request<'a>(&'a self) -> Option<&'a Request> {
+        // SAFETY: a link's request contains the link, so it is alive as long as `self` is.
+        unsafe { self.request.as_ref() }
+    }
+
+    /// The resource of a (non-stub) link.
+    #[inline]
+    pub(super) fn core<'g>(&self, _pin: &'g Pin) -> &'g Core {
+        // SAFETY: the caller is pinned, and a request's resources are dropped only through
+        // `Pin::defer` after the request is finished (`Request::drop_resources`), so a core
+        // reachable from a link while pinned outlives the pin.
+        unsafe { &*self.core }
+    }
+}
+
+/// A resource's state in the lock-free engine.
+///
+/// Aligned to 128 bytes so two resources never share a cache line (nor the adjacent-line
+/// prefetch pair): sets with no resource in common touch no common line but the epoch's.
+#[repr(align(128))]
+pub struct Core {
+    /// The permanent head of the queue; never marked, never unlinked.
+    pub(super) stub: Link,
+    /// Bumped (read-modify-write) by every operation after it changes the queue's state and
+    /// before it scans: two racing operations meet on this word, so the later one's scan sees
+    /// the earlier one's change (no lost wake-up without a store-load fence).
+    pub(super) changes: AtomicUsize,
+    /// Number of links of sync sets in the queue: the resource is sync-locked while non-zero.
+    pub(super) sync_links: AtomicUsize,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Core {
+            stub: Link::new(ptr::null(), ptr::null(), false),
+            changes: AtomicUsize::new(0),
+            sync_links: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Only removed links can still be here (every live link's request holds this core),
+        // typically the last one. The list dies with the core: retire each link.
+        let pin = &crate::sync::epoch::pin();
+        let mut cur = self.stub.next.load(Ordering::Acquire, pin);
+        // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+        while let Some(node) = unsafe { cur.as_ref() } {
+            cur = node.next.load(Ordering::Acquire, pin);
+            retire(node, pin);
+        }
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pin = &crate::sync::epoch::pin();
+        let (mut live, mut removed) = (0usize, 0usize);
+        let mut cur = self.stub.next.load(Ordering::Acquire, pin);
+        // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+        while let Some(node) = unsafe { cur.as_ref() } {
+            cur = node.next.load(Ordering::Acquire, pin);
+            if cur.tag() & MARK == 0 {
+                live += 1;
+            } else {
+                removed += 1;
+            }
+        }
+        f.debug_struct("Queue")
+            .field("live_links", &live)
+            .field("removed_links", &removed)
+            .field("sync_links", &self.sync_links.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Whether the last node of `core`'s queue belongs to an undecided request other than
+/// `req`, and which.
+pub(super) enum Tail<'g> {
+    /// `link` is already in the queue.
+    Installed,
+    /// The last node belongs to this undecided request: help it first.
+    Blocked(&'g Request),
+    /// Appended.
+    Appended,
+    /// `req` was decided meanwhile: stop.
+    Decided,
+}
+
+/// Tries once to append `link` (of `req`) at the end of its resource's queue.
+///
+/// Order of the checks matters for stale helpers: the last node is found *before* the
+/// request's phase is read, so if the CAS succeeds, the link was not yet in the queue (a link
+/// already installed would have had the request decided before anything was appended behind
+/// it). `committed` is true for a one-link request that is decided by this very append.
+pub(super) fn try_append<'g>(
+    req: &Request,
+    link: &Link,
+    committed: bool,
+    pin: &'g Pin,
+) -> Tail<'g> {
+    let core = link.core(pin);
+    loop {
+        let mut last: &'g Link = &core.stub;
+        // Acquire (every `next` load here): see the fields of the node it points to.
+        let mut next = last.next.load(Ordering::Acquire, pin);
+        // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+        while let Some(node) = unsafe { next.as_ref() } {
+            if ptr::eq(node, link) {
+                return Tail::Installed;
+            }
+            last = node;
+            next = node.next.load(Ordering::Acquire, pin);
+        }
+        if let Some(other) = last.request() {
+            if !ptr::eq(other, req) && other.is_undecided() {
+                return Tail::Blocked(other);
+            }
+        }
+        if !committed && !req.is_undecided() {
+            return Tail::Decided;
+        }
+        // Keep `last`'s own MARK: appending behind a removed last link is allowed.
+        let new = Shared::from(link as *const Link).with_tag(next.tag());
+        // AcqRel: publish the link's fields (Release) and order after the loads above.
+        if last
+            .next
+            .compare_exchange(next, new, Ordering::AcqRel, Ordering::Acquire, pin)
+            .is_ok()
+        {
+            return Tail::Appended;
+        }
+    }
+}
+
+/// Re-applies the trigger rule (spec rule 2) to `core`'s queue: triggers every link that may
+/// now use the resource, unlinking removed links met on the way.
+///
+/// The caller must have bumped `core.changes` after its own change to the queue.
+pub(super) fn scan(core: &Core, pin: &Pin) {
+    'restart: loop {
+        let mut pred: &Link = &core.stub;
+        let mut cur = pred.next.load(Ordering::Acquire, pin);
+        let mut any_ahead = false;
+        let mut exclusive_ahead = false;
+        // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+        while let Some(node) = unsafe { cur.as_ref() } {
+            let next = node.next.load(Ordering::Acquire, pin);
+            if next.tag() & MARK != 0 {
+                if next.is_null() {
+                    return; // removed and last: stays until something is appended
+                }
+                // Unlink: fails if `pred` was removed or unlinked meanwhile.
+                let succ = next.with_tag(0);
+                // AcqRel on success: order the unlink before retiring; Acquire on failure: the
+                // restart reads the new list.
+                match pred.next.compare_exchange(
+                    cur.with_tag(0),
+                    succ,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                    pin,
+                ) {
+                    Ok(_) => {
+                        retire(node, pin);
+                        cur = succ;
+                        continue;
+                    }
+                    Err(_) => continue 'restart,
+                }
+            }
+            let req = node.request().expect("only the stub has no request");
+            match req.presence() {
+                Presence::Undecided => return, // tentative and last
+                Presence::Gone => {}           // cancelled or failed: links being marked
+                Presence::Live => {
+                    let eligible = if node.exclusive {
+                        !any_ahead
+                    } else {
+                        !exclusive_ahead
+                    };
+                    if !eligible {
+                        // Every link behind has a live exclusive link, or a live link and is
+                        // exclusive itself, ahead of it: nothing further can trigger.
+                        return;
+                    }
+                    // Acquire: cheap check before the RMW in `trigger`.
+                    if !node.triggered.load(Ordering::Acquire) {
+                        req.trigger(node);
+                    }
+                    any_ahead = true;
+                    exclusive_ahead |= node.exclusive;
+                    if node.exclusive {
+                        return;
+                    }
+                }
+            }
+            pred = node;
+            cur = next;
+        }
+        return;
+    }
+}
+
+/// How a scan treats a link, from its request's state.
+pub(super) enum Presence {
+    /// Not yet enqueued (tentative, necessarily the last link).
+    Undecided,
+    /// Enqueued and not cancelled: it counts for the trigger rule.
+    Live,
+    /// Cancelled, or failed (Locked::Fail): logically gone already.
+    Gone,
+}
+
+/// A link was just unlinked from its queue (or its queue died): drop its request's queue
+/// reference once the last of the request's links is out, after every pinned thread that
+/// might still reach it has unpinned.
+pub(super) fn retire(link: &Link, pin: &Pin) {
+    let req = link.request().expect("only the stub has no request");
+    if req.unlinked_one() {
+        let ptr = QueueRef(req as *const Request);
+        pin.defer(move || ptr.release());
+    }
+}
+
+/// The engine's own strong reference to a request, held while any of its links is in a
+/// queue (see `Request::enqueue`).
+pub(super) struct QueueRef(pub(super) *const Request);
+
+// SAFETY: a `QueueRef` is an owned `Arc<Request>` count in raw form; `Request` is Send + Sync.
+unsafe impl Send for QueueRef {}
+
+impl QueueRef {
+    /// Drops the reference.
+    fn release(self) {
+        // SAFETY: `self.0` came from `Arc::into_raw` in `Request::take_queue_ref`, and this is
+        // the one place that count is given back (once: the last link's `retire`).
+        drop(unsafe { Arc::from_raw(self.0) });
+    }
+}

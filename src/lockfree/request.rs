@@ -1,0 +1,274 @@
+//! A request (one set) in the lock-free engine: its links and its one-word state.
+//!
+//! All racing parties on a request meet on `state`, one atomic word:
+//!
+//! | bits            | meaning |
+//! |-----------------|---------|
+//! | `COUNT` (0..20) | links not yet triggered |
+//! | `PHASE` (20..22)| `UNDECIDED` (being enqueued), `COMMITTED` (in its queues), `FAILED` (Locked::Fail refused it) |
+//! | `GRANTED` (22)  | the last trigger happened; set by that trigger, once |
+//! | `CANCELLED` (23)| cancelled before the grant; set by `cancel`, once |
+//!
+//! `GRANTED` and `CANCELLED` exclude each other: whichever CAS lands first wins (rule 5).
+
+use super::queue::{Link, Presence, QueueRef, MARK};
+use super::LockFree;
+use crate::delivery::{self, Deliver, Waiter};
+use crate::engine::{Entry, SetKind};
+use crate::sync::epoch::Guard as Pin;
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use crate::{Access, Locked};
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+const COUNT_BITS: u32 = 20;
+const COUNT: usize = (1 << COUNT_BITS) - 1;
+const PHASE: usize = 3 << COUNT_BITS;
+const UNDECIDED: usize = 0;
+pub(super) const COMMITTED: usize = 1 << COUNT_BITS;
+pub(super) const FAILED: usize = 2 << COUNT_BITS;
+const GRANTED: usize = 1 << (COUNT_BITS + 2);
+const CANCELLED: usize = 1 << (COUNT_BITS + 3);
+
+const _: () = assert!(crate::set::MAX_SET_LEN <= COUNT);
+
+/// One set's request.
+pub struct Request {
+    /// See the module docs.
+    state: AtomicUsize,
+    /// Links still physically in a queue; the engine's `QueueRef` is dropped when it hits 0.
+    links_in_queue: AtomicUsize,
+    /// Whether `drop_resources` has run.
+    resources_dropped: AtomicBool,
+    pub(super) kind: SetKind,
+    /// One link per resource, sorted by resource address (the fixed install order).
+    pub(super) links: SmallVec<[Link; 4]>,
+    waiter: Waiter<LockFree>,
+}
+
+impl Request {
+    /// Builds the request: one allocation (plus one for the links if there are more than 4).
+    pub(super) fn new(
+        entries: &[Entry<LockFree>],
+        kind: SetKind,
+        waiter: Waiter<LockFree>,
+    ) -> Arc<Request> {
+        let k = entries.len();
+        // A one-link request with no policy to evaluate is decided by its single append.
+        let phase = if k == 0 {
+            COMMITTED | GRANTED
+        } else if k == 1 && kind.policy == Locked::Wait {
+            COMMITTED
+        } else {
+            UNDECIDED
+        };
+        Arc::new_cyclic(|me| Request {
+            state: AtomicUsize::new(phase | k),
+            links_in_queue: AtomicUsize::new(k),
+            resources_dropped: AtomicBool::new(false),
+            kind,
+            links: entries
+                .iter()
+                .map(|(core, access)| {
+                    // The link owns one strong count of its core (see `drop_resources`).
+                    let core = Arc::into_raw(Arc::clone(core));
+                    Link::new(me.as_ptr(), core, *access == Access::Exclusive)
+                })
+                .collect(),
+            waiter,
+        })
+    }
+
+    /// A one-link `Locked::Wait` request: committed from the start, its append is its
+    /// linearization point, and it is never tentative (so never helped).
+    pub(super) fn decided_by_append(&self) -> bool {
+        self.links.len() == 1 && self.kind.policy == Locked::Wait
+    }
+
+    pub(super) fn waiter(&self) -> &Waiter<LockFree> {
+        &self.waiter
+    }
+
+    #[inline]
+    fn load(&self) -> usize {
+        // Acquire: whoever reads the state sees what was done before it was written.
+        self.state.load(Ordering::Acquire)
+    }
+
+    pub(super) fn is_undecided(&self) -> bool {
+        self.load() & PHASE == UNDECIDED
+    }
+
+    /// `COMMITTED`, `FAILED` or 0 (undecided).
+    pub(super) fn phase(&self) -> usize {
+        self.load() & PHASE
+    }
+
+    pub(super) fn is_granted(&self) -> bool {
+        self.load() & GRANTED != 0
+    }
+
+    pub(super) fn presence(&self) -> Presence {
+        let state = self.load();
+        match state & PHASE {
+            UNDECIDED => Presence::Undecided,
+            FAILED => Presence::Gone,
+            _ if state & CANCELLED != 0 => Presence::Gone,
+            _ => Presence::Live,
+        }
+    }
+
+    /// Decides an undecided request: `COMMITTED`, or `FAILED` when `fail`. First decision
+    /// wins; returns the phase in force.
+    pub(super) fn decide(&self, fail: bool) -> usize {
+        let new_phase = if fail { FAILED } else { COMMITTED };
+        let mut state = self.load();
+        while state & PHASE == UNDECIDED {
+            // AcqRel: publish the installs (Release) to whoever reads the decision.
+            match self.state.compare_exchange_weak(
+                state,
+                state | new_phase,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return new_phase,
+                Err(now) => state = now,
+            }
+        }
+        state & PHASE
+    }
+
+    /// Triggers `link` (one of ours) if nobody has; the trigger that completes the set grants
+    /// it and queues its delivery on this thread.
+    pub(super) fn trigger(&self, link: &Link) {
+        // AcqRel: exactly one thread wins the flag.
+        if link.triggered.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut state = self.load();
+        loop {
+            if state & (CANCELLED | GRANTED) != 0 || state & PHASE != COMMITTED {
+                return;
+            }
+            debug_assert!(state & COUNT > 0, "more triggers than links");
+            let mut new = state - 1;
+            if new & COUNT == 0 {
+                new |= GRANTED;
+            }
+            // AcqRel: the grant must see every release that enabled it, and publish them to
+            // the holder (through the delivery).
+            match self
+                .state
+                .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if new & GRANTED != 0 {
+                        self.push_grant();
+                    }
+                    return;
+                }
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Queues the delivery of this request's grant on this thread.
+    fn push_grant(&self) {
+        let ptr: *const Request = self;
+        // SAFETY: `self` is alive and owned by at least one `Arc` (the owner's, or the
+        // engine's `QueueRef` while a link is queued; it is released only after the pin that
+        // reached this request ends), so adding a strong count is sound.
+        let arc = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        delivery::push(arc as Arc<dyn Deliver>);
+    }
+
+    /// Grants an empty set (no links) on enqueue.
+    pub(super) fn grant_empty(&self) {
+        debug_assert!(self.links.is_empty());
+        self.push_grant();
+    }
+
+    /// Cancels unless granted: `true` if cancelled now.
+    pub(super) fn try_cancel(&self) -> bool {
+        let mut state = self.load();
+        loop {
+            if state & GRANTED != 0 {
+                return false;
+            }
+            debug_assert!(state & CANCELLED == 0, "cancelled twice");
+            // AcqRel: meets `trigger`'s CAS on this word (exactly one of them wins).
+            match self.state.compare_exchange_weak(
+                state,
+                state | CANCELLED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Marks every link removed (logical deletion) and ends this set's sync-locking.
+    pub(super) fn mark_removed(&self, pin: &Pin) {
+        for link in &self.links {
+            // AcqRel: the removal is ordered after the set's use of the resource (Release)
+            // and is one RMW on the word appenders CAS.
+            link.next.fetch_or(MARK, Ordering::AcqRel, pin);
+            if self.kind.sync {
+                // Release: paired with the Acquire load in `enqueue::decide`.
+                link.core(pin).sync_links.fetch_sub(1, Ordering::Release);
+            }
+        }
+    }
+
+    /// Hands one strong count of `self` to the queues (released by the last `retire`).
+    pub(super) fn take_queue_ref(self: &Arc<Self>) {
+        let _ = QueueRef(Arc::into_raw(Arc::clone(self)));
+    }
+
+    /// One of our links left its queue for good; `true` if it was the last.
+    pub(super) fn unlinked_one(&self) -> bool {
+        // AcqRel: the last decrement sees all earlier ones before the request is freed.
+        self.links_in_queue.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Gives back the strong counts the links hold on their resources. Idempotent. Called,
+    /// through `Pin::defer`, once the set is released, cancelled or refused: a helper pinned
+    /// before that may still read `link.core` (see `Link::core`).
+    pub(super) fn drop_resources(&self) {
+        // AcqRel: exactly one caller drops.
+        if self.resources_dropped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for link in &self.links {
+            // SAFETY: `link.core` came from `Arc::into_raw` in `Request::new`, and the flag
+            // above makes this the only place it is given back.
+            drop(unsafe { Arc::from_raw(link.core) });
+        }
+    }
+
+    /// Drops the resources once every thread pinned now has unpinned.
+    pub(super) fn drop_resources_later(self: &Arc<Self>, pin: &Pin) {
+        let me = Arc::clone(self);
+        pin.defer(move || me.drop_resources());
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.drop_resources();
+    }
+}
+
+impl Deliver for Request {
+    fn deliver(self: Arc<Self>) {
+        delivery::deliver::<LockFree>(self);
+    }
+    fn run_callback(self: Arc<Self>) {
+        delivery::run_callback::<LockFree>(self);
+    }
+}
