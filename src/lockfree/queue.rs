@@ -69,7 +69,7 @@ impl Link {
 
     /// The request of a link (`None` for a stub).
     #[inline]
-    pub(super) fn request<'a>(&'a self) -> Option<&'a Request> {
+    pub(super) fn request(&self) -> Option<&Request> {
         // SAFETY: a link's request contains the link, so it is alive as long as `self` is.
         unsafe { self.request.as_ref() }
     }
