@@ -71,7 +71,7 @@ pub use lockfree::LockFree;
 pub use set::MAX_SET_LEN;
 pub use worker::{Dispatch, Worker};
 
-/// A handle to one resource (lock-free engine). See [`resource::Resource`](crate::generic::Resource).
+/// A handle to one resource (lock-free engine); see [`generic::Resource`].
 pub type Resource = resource::Resource<LockFree>;
 /// A set of resources with access modes, to request together (lock-free engine).
 pub type ResourceSet = set::ResourceSet<LockFree>;
@@ -91,3 +91,8 @@ pub mod generic {
     pub use crate::resource::Resource;
     pub use crate::set::ResourceSet;
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
