@@ -27,7 +27,7 @@ pub type Entry<E> = (Arc<<E as Engine>::Core>, Access);
 /// An implementation of the KDS rules (`shared/kds-spec.md`). Not implementable outside kds.
 ///
 /// Contract: every grant is reported exactly once, by pushing the request onto the calling
-/// thread's delivery queue ([`crate::delivery::push`]); engines never run user code.
+/// thread's delivery queue (`delivery::push`); engines never run user code.
 pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// Per-resource state, shared by every handle of one resource.
     type Core: Send + Sync + Default + 'static;

@@ -10,7 +10,7 @@
 //! The original serialized everything through one global mutex. `kds::*` runs on a
 //! lock-free engine: per-resource lock-free queues and a two-phase, descriptor-style
 //! multi-resource enqueue with helping ([`LockFree`]). The global-mutex design is kept as
-//! [`reference`], with the same API, as the baseline for benchmarks and differential tests.
+//! [`mod@reference`], with the same API, as the baseline for benchmarks and differential tests.
 //!
 //! ```
 //! use kds::{Resource, ResourceSet, Dispatch};
