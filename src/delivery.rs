@@ -14,7 +14,7 @@
 
 use crate::engine::Engine;
 use crate::guard::Guard;
-use crate::sync::{thread_local, AtomicU8, Ordering, Thread, UnsafeCell};
+use crate::sync::{thread, thread_local, AtomicU8, Ordering, Thread, UnsafeCell};
 use crate::worker::Dispatch;
 use atomic_waker::AtomicWaker;
 use std::cell::RefCell;
@@ -45,8 +45,9 @@ pub struct Waiter<E: Engine> {
 }
 
 enum Kind<E: Engine> {
-    /// A blocked thread (sync sets).
-    Thread(Thread),
+    /// A blocked thread (sync sets). The handle is stored by the waiting thread itself, only
+    /// when it is about to park, before it publishes `PARKED`.
+    Thread(UnsafeCell<Option<Thread>>),
     /// A future's waker.
     Future(AtomicWaker),
     /// A callback; taken exactly once, by the delivering thread.
@@ -54,16 +55,18 @@ enum Kind<E: Engine> {
 }
 
 // SAFETY: the callback cell is written only at construction and taken only by the one thread
-// that delivers the grant, which the engine's exactly-once grant makes unique (rule 5); every
-// other field is Sync. The callback itself is `Send`.
+// that delivers the grant, which the engine's exactly-once grant makes unique (rule 5). The
+// thread cell is written only by the waiting thread while `state` is `EMPTY`, before its CAS
+// to `PARKED` (Release), and read only by the deliverer after its swap saw `PARKED` (Acquire).
+// Every other field is Sync. The callback itself is `Send`.
 unsafe impl<E: Engine> Sync for Waiter<E> {}
 
 impl<E: Engine> Waiter<E> {
-    /// A waiter for the current thread.
-    pub(crate) fn thread(me: Thread) -> Self {
+    /// A waiter for a blocking (or try-) acquisition on the calling thread.
+    pub(crate) fn thread() -> Self {
         Waiter {
             state: AtomicU8::new(EMPTY),
-            kind: Kind::Thread(me),
+            kind: Kind::Thread(UnsafeCell::new(None)),
         }
     }
 
@@ -91,13 +94,26 @@ impl<E: Engine> Waiter<E> {
         self.state.load(Ordering::Acquire) == DELIVERED
     }
 
-    /// Announce that the waiting thread is about to park. `false`: already delivered.
+    /// Announce that the calling (waiting) thread is about to park. `false`: already
+    /// delivered, do not park.
     pub(crate) fn announce_park(&self) -> bool {
-        // AcqRel: meets the deliverer's swap on this one word (see the module docs).
-        self.state
-            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-            || self.state.load(Ordering::Acquire) == PARKED
+        // Acquire: see the grant if it is delivered.
+        match self.state.load(Ordering::Acquire) {
+            DELIVERED => false,
+            PARKED => true,
+            _ => {
+                if let Kind::Thread(cell) = &self.kind {
+                    // SAFETY: state is EMPTY, so no deliverer reads the cell (it reads it only
+                    // after seeing PARKED), and only this waiting thread writes it.
+                    cell.with_mut(|slot| unsafe { *slot = Some(thread::current()) });
+                }
+                // AcqRel: publish the handle (Release) and meet the deliverer's swap on this
+                // one word; failure means DELIVERED.
+                self.state
+                    .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            }
+        }
     }
 
     /// Withdraw a park announcement before the waiter stops waiting by itself (timeout or
@@ -121,10 +137,15 @@ impl<E: Engine> Waiter<E> {
 pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
     let waiter = E::waiter(&req);
     match &waiter.kind {
-        Kind::Thread(thread) => {
+        Kind::Thread(cell) => {
             // AcqRel: publish the grant to the waiter and see whether it parked (one word).
             if waiter.state.swap(DELIVERED, Ordering::AcqRel) == PARKED {
-                thread.unpark();
+                // SAFETY: the waiter wrote the handle before publishing PARKED, which this
+                // swap read, and never writes it again (see `unsafe impl Sync`).
+                let thread = cell.with_mut(|slot| unsafe { (*slot).clone() });
+                if let Some(thread) = thread {
+                    thread.unpark();
+                }
             }
         }
         Kind::Future(waker) => {

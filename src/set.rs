@@ -121,7 +121,7 @@ impl<E: Engine> ResourceSet<E> {
     /// Takes the set if it can be granted at once, else `Err(Error::WouldBlock)` with nothing
     /// left queued. Never blocks.
     pub fn try_acquire(&self) -> Result<Guard<E>, Error> {
-        let req = self.request(true, Waiter::thread(thread::current()))?;
+        let req = self.request(true, Waiter::thread())?;
         let enqueued = E::enqueue(&req);
         flush();
         enqueued?;
@@ -137,8 +137,7 @@ impl<E: Engine> ResourceSet<E> {
         deadline: Option<Instant>,
         interrupt: Option<&Interrupt>,
     ) -> Result<Guard<E>, Error> {
-        let me = thread::current();
-        let req = self.request(true, Waiter::thread(me.clone()))?;
+        let req = self.request(true, Waiter::thread())?;
         let enqueued = E::enqueue(&req);
         flush();
         enqueued?;
@@ -154,6 +153,7 @@ impl<E: Engine> ResourceSet<E> {
                 thread::yield_now();
             }
         }
+        let me = thread::current();
         if let Some(int) = interrupt {
             int.register(&me);
         }

@@ -17,7 +17,7 @@
 //! one-resource `Locked::Wait` set: 1, its append is its commit), matching Guerraoui et al.'s
 //! k + 1 and one above the lower bound k.
 
-use super::queue::{scan, try_append, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES};
+use super::queue::{scan, try_append, Link, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES};
 use super::request::{Request, COMMITTED, FAILED};
 use crate::sync::epoch::Guard as Pin;
 use crate::sync::Ordering;
@@ -28,10 +28,14 @@ use crate::Locked;
 pub(super) fn run(req: &Request, pin: &Pin) {
     if req.decided_by_append() {
         // One link, decided by its append: never tentative, so only its owner runs this.
-        install(req, &req.links[0], true, pin);
+        if install(req, &req.links[0], true, pin) == Some(true) {
+            // Granted by the append itself (`Request::pre_grant`): nothing else to trigger.
+            req.push_grant();
+            return;
+        }
     } else {
         for link in &req.links {
-            if !install(req, link, false, pin) {
+            if install(req, link, false, pin).is_none() {
                 break; // decided by a helper
             }
         }
@@ -41,7 +45,9 @@ pub(super) fn run(req: &Request, pin: &Pin) {
         phase => phase,
     };
     if phase == FAILED {
-        req.mark_removed(pin);
+        for link in &req.links {
+            req.mark_removed(link, pin);
+        }
         return;
     }
     debug_assert_eq!(phase, COMMITTED);
@@ -61,13 +67,15 @@ pub(super) fn run(req: &Request, pin: &Pin) {
     }
 }
 
-/// Appends one link, helping whatever tentative request stands in the way. `false` when the
-/// request turned out to be decided already (by a helper).
-fn install(req: &Request, link: &super::queue::Link, committed: bool, pin: &Pin) -> bool {
+/// Appends one link, helping whatever tentative request stands in the way. `None` when the
+/// request turned out to be decided already (by a helper); else whether the link was eligible
+/// when appended (`false` if a helper appended it).
+fn install(req: &Request, link: &Link, committed: bool, pin: &Pin) -> Option<bool> {
     loop {
         match try_append(req, link, committed, pin) {
-            Tail::Installed | Tail::Appended => return true,
-            Tail::Decided => return false,
+            Tail::Installed => return Some(false),
+            Tail::Appended { eligible } => return Some(eligible),
+            Tail::Decided => return None,
             Tail::Blocked(other) => run(other, pin),
         }
     }

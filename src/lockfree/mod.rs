@@ -69,7 +69,7 @@ impl Engine for LockFree {
         req.take_queue_ref();
         enqueue::run(req, pin);
         if req.phase() == request::FAILED {
-            req.drop_resources_later(pin);
+            req.drop_resources_when_safe(pin);
             return Err(Error::Busy);
         }
         Ok(())
@@ -77,6 +77,7 @@ impl Engine for LockFree {
 
     fn release(req: &Arc<Request>) {
         let pin = &epoch::pin();
+        req.set_released();
         remove(req, pin);
     }
 
@@ -103,14 +104,15 @@ impl Engine for LockFree {
 }
 
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
-/// of its queues (rules 3 and 6).
+/// queue where something waits behind them (rules 3 and 6).
 fn remove(req: &Arc<Request>, pin: &epoch::Guard) {
-    req.mark_removed(pin);
     for link in &req.links {
-        let core = link.core(pin);
-        // AcqRel: meet racing enqueues and removals on this word (see `Core::changes`).
-        core.changes.fetch_add(1, Ordering::AcqRel);
-        queue::scan(core, pin);
+        if req.mark_removed(link, pin) {
+            let core = link.core(pin);
+            // AcqRel: meet racing enqueues and removals on this word (see `Core::changes`).
+            core.changes.fetch_add(1, Ordering::AcqRel);
+            queue::scan(core, pin);
+        }
     }
-    req.drop_resources_later(pin);
+    req.drop_resources_when_safe(pin);
 }

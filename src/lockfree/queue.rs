@@ -146,25 +146,30 @@ impl fmt::Debug for Core {
     }
 }
 
-/// Whether the last node of `core`'s queue belongs to an undecided request other than
-/// `req`, and which.
+/// What one append attempt found.
 pub(super) enum Tail<'g> {
-    /// `link` is already in the queue.
+    /// `link` is already in the queue (a helper put it there).
     Installed,
     /// The last node belongs to this undecided request: help it first.
     Blocked(&'g Request),
-    /// Appended.
-    Appended,
+    /// Appended; `eligible`: the trigger rule held for the link at the moment of the append.
+    Appended {
+        /// Nothing live (for an exclusive link) or nothing live and exclusive (for a shared
+        /// link) was ahead when the CAS landed; stays true (see `scan`).
+        eligible: bool,
+    },
     /// `req` was decided meanwhile: stop.
     Decided,
 }
 
-/// Tries once to append `link` (of `req`) at the end of its resource's queue.
+/// Appends `link` (of `req`) at the end of its resource's queue, unlinking removed links met
+/// on the way (Harris-style). `committed` is true for a one-link request that is decided by
+/// this very append (`Request::decided_by_append`), false for a tentative install.
 ///
 /// Order of the checks matters for stale helpers: the last node is found *before* the
 /// request's phase is read, so if the CAS succeeds, the link was not yet in the queue (a link
 /// already installed would have had the request decided before anything was appended behind
-/// it). `committed` is true for a one-link request that is decided by this very append.
+/// it).
 pub(super) fn try_append<'g>(
     req: &Request,
     link: &Link,
@@ -172,19 +177,44 @@ pub(super) fn try_append<'g>(
     pin: &'g Pin,
 ) -> Tail<'g> {
     let core = link.core(pin);
-    loop {
-        let mut last: &'g Link = &core.stub;
+    'restart: loop {
+        let mut pred: &'g Link = &core.stub;
         // Acquire (every `next` load here): see the fields of the node it points to.
-        let mut next = last.next.load(Ordering::Acquire, pin);
+        let mut cur = pred.next.load(Ordering::Acquire, pin);
+        let (mut any_ahead, mut exclusive_ahead) = (false, false);
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
-        while let Some(node) = unsafe { next.as_ref() } {
+        while let Some(node) = unsafe { cur.as_ref() } {
             if ptr::eq(node, link) {
                 return Tail::Installed;
             }
-            last = node;
-            next = node.next.load(Ordering::Acquire, pin);
+            let next = node.next.load(Ordering::Acquire, pin);
+            if next.tag() & MARK != 0 && !next.is_null() {
+                match unlink(pred, cur, next, pin) {
+                    Some(succ) => {
+                        retire(node, pin);
+                        cur = succ;
+                        continue;
+                    }
+                    None => continue 'restart,
+                }
+            }
+            if next.tag() & MARK == 0 {
+                let other = node.request().expect("only the stub has no request");
+                match other.presence() {
+                    Presence::Live => {
+                        any_ahead = true;
+                        exclusive_ahead |= node.exclusive;
+                    }
+                    Presence::Gone => {}
+                    // Tentative, so last: handled below.
+                    Presence::Undecided => {}
+                }
+            }
+            pred = node;
+            cur = next;
         }
-        if let Some(other) = last.request() {
+        // `pred` is the last node; `cur` is its (null) next, with its MARK.
+        if let Some(other) = pred.request() {
             if !ptr::eq(other, req) && other.is_undecided() {
                 return Tail::Blocked(other);
             }
@@ -192,17 +222,54 @@ pub(super) fn try_append<'g>(
         if !committed && !req.is_undecided() {
             return Tail::Decided;
         }
-        // Keep `last`'s own MARK: appending behind a removed last link is allowed.
-        let new = Shared::from(link as *const Link).with_tag(next.tag());
-        // AcqRel: publish the link's fields (Release) and order after the loads above.
-        if last
+        let eligible = if link.exclusive {
+            !any_ahead
+        } else {
+            !exclusive_ahead
+        };
+        if committed && eligible {
+            // Not yet published: the one-link request is granted by the append itself.
+            req.pre_grant(link);
+        }
+        // Keep `pred`'s own MARK: appending behind a removed last link is allowed.
+        let new = Shared::from(link as *const Link).with_tag(cur.tag());
+        // AcqRel: publish the link and request fields (Release); order after the walk.
+        match pred
             .next
-            .compare_exchange(next, new, Ordering::AcqRel, Ordering::Acquire, pin)
-            .is_ok()
+            .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire, pin)
         {
-            return Tail::Appended;
+            Ok(_) => return Tail::Appended { eligible },
+            Err(_) => {
+                if committed && eligible {
+                    req.undo_pre_grant(link);
+                }
+            }
         }
     }
+}
+
+/// Unlinks the removed node `cur` (whose `next` is `next`, marked and non-null) from `pred`.
+/// `Some(successor)` on success; `None` if `pred` changed (it was removed or unlinked, or its
+/// successor changed): restart from the stub.
+fn unlink<'g>(
+    pred: &Link,
+    cur: Shared<'g, Link>,
+    next: Shared<'g, Link>,
+    pin: &'g Pin,
+) -> Option<Shared<'g, Link>> {
+    let succ = next.with_tag(0);
+    // AcqRel on success: order the unlink before retiring; Acquire on failure: the restart
+    // reads the new list.
+    pred.next
+        .compare_exchange(
+            cur.with_tag(0),
+            succ,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            pin,
+        )
+        .ok()
+        .map(|_| succ)
 }
 
 /// Re-applies the trigger rule (spec rule 2) to `core`'s queue: triggers every link that may
@@ -222,23 +289,13 @@ pub(super) fn scan(core: &Core, pin: &Pin) {
                 if next.is_null() {
                     return; // removed and last: stays until something is appended
                 }
-                // Unlink: fails if `pred` was removed or unlinked meanwhile.
-                let succ = next.with_tag(0);
-                // AcqRel on success: order the unlink before retiring; Acquire on failure: the
-                // restart reads the new list.
-                match pred.next.compare_exchange(
-                    cur.with_tag(0),
-                    succ,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    pin,
-                ) {
-                    Ok(_) => {
+                match unlink(pred, cur, next, pin) {
+                    Some(succ) => {
                         retire(node, pin);
                         cur = succ;
                         continue;
                     }
-                    Err(_) => continue 'restart,
+                    None => continue 'restart,
                 }
             }
             let req = node.request().expect("only the stub has no request");

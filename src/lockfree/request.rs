@@ -8,8 +8,12 @@
 //! | `PHASE` (20..22)| `UNDECIDED` (being enqueued), `COMMITTED` (in its queues), `FAILED` (Locked::Fail refused it) |
 //! | `GRANTED` (22)  | the last trigger happened; set by that trigger, once |
 //! | `CANCELLED` (23)| cancelled before the grant; set by `cancel`, once |
+//! | `RELEASED` (24) | released after the grant; set by `release`, once |
 //!
 //! `GRANTED` and `CANCELLED` exclude each other: whichever CAS lands first wins (rule 5).
+//! Once `CANCELLED` or `RELEASED` is set, every scan treats all the request's links as gone,
+//! at once: that bit is the linearization point of a cancel or release; marking the links
+//! afterwards only lets them be unlinked.
 
 use super::queue::{Link, Presence, QueueRef, MARK};
 use super::LockFree;
@@ -29,6 +33,7 @@ pub(super) const COMMITTED: usize = 1 << COUNT_BITS;
 pub(super) const FAILED: usize = 2 << COUNT_BITS;
 const GRANTED: usize = 1 << (COUNT_BITS + 2);
 const CANCELLED: usize = 1 << (COUNT_BITS + 3);
+const RELEASED: usize = 1 << (COUNT_BITS + 4);
 
 const _: () = assert!(crate::set::MAX_SET_LEN <= COUNT);
 
@@ -113,7 +118,7 @@ impl Request {
         match state & PHASE {
             UNDECIDED => Presence::Undecided,
             FAILED => Presence::Gone,
-            _ if state & CANCELLED != 0 => Presence::Gone,
+            _ if state & (CANCELLED | RELEASED) != 0 => Presence::Gone,
             _ => Presence::Live,
         }
     }
@@ -172,8 +177,24 @@ impl Request {
         }
     }
 
+    /// Grants a one-link request before its append publishes it, because the append walk saw
+    /// its link eligible (`queue::try_append`). Undone by `undo_pre_grant` if the append fails.
+    pub(super) fn pre_grant(&self, link: &Link) {
+        debug_assert!(self.decided_by_append());
+        // Relaxed: not yet published; the append CAS (Release) publishes both.
+        link.triggered.store(true, Ordering::Relaxed);
+        self.state.store(COMMITTED | GRANTED, Ordering::Relaxed);
+    }
+
+    /// Takes back `pre_grant` after a failed append (still unpublished).
+    pub(super) fn undo_pre_grant(&self, link: &Link) {
+        // Relaxed: still not published.
+        link.triggered.store(false, Ordering::Relaxed);
+        self.state.store(COMMITTED | 1, Ordering::Relaxed);
+    }
+
     /// Queues the delivery of this request's grant on this thread.
-    fn push_grant(&self) {
+    pub(super) fn push_grant(&self) {
         let ptr: *const Request = self;
         // SAFETY: `self` is alive and owned by at least one `Arc` (the owner's, or the
         // engine's `QueueRef` while a link is queued; it is released only after the pin that
@@ -212,17 +233,30 @@ impl Request {
         }
     }
 
-    /// Marks every link removed (logical deletion) and ends this set's sync-locking.
-    pub(super) fn mark_removed(&self, pin: &Pin) {
-        for link in &self.links {
-            // AcqRel: the removal is ordered after the set's use of the resource (Release)
-            // and is one RMW on the word appenders CAS.
-            link.next.fetch_or(MARK, Ordering::AcqRel, pin);
-            if self.kind.sync {
-                // Release: paired with the Acquire load in `enqueue::decide`.
-                link.core(pin).sync_links.fetch_sub(1, Ordering::Release);
-            }
+    /// Marks the release of a granted request: from now on every scan treats its links as
+    /// gone (the linearization point of the release).
+    pub(super) fn set_released(&self) {
+        // AcqRel: order the set's use of its resources before the release (Release), and meet
+        // the scans that read this word.
+        let before = self.state.fetch_or(RELEASED, Ordering::AcqRel);
+        debug_assert!(
+            before & GRANTED != 0 && before & RELEASED == 0,
+            "bad release"
+        );
+    }
+
+    /// Marks `link` removed (logical deletion, so scans can unlink it) and ends its part in
+    /// the resource's sync-locking. `true` if a link was queued behind it: its queue must be
+    /// rescanned. If nothing was behind it, any later append sees the mark (its CAS reads this
+    /// RMW's value), so no rescan is needed.
+    pub(super) fn mark_removed(&self, link: &Link, pin: &Pin) -> bool {
+        // AcqRel: one RMW on the word appenders CAS; see the doc comment.
+        let next = link.next.fetch_or(MARK, Ordering::AcqRel, pin);
+        if self.kind.sync {
+            // Release: paired with the Acquire load in `enqueue::must_fail`.
+            link.core(pin).sync_links.fetch_sub(1, Ordering::Release);
         }
+        !next.is_null()
     }
 
     /// Hands one strong count of `self` to the queues (released by the last `retire`).
@@ -251,10 +285,16 @@ impl Request {
         }
     }
 
-    /// Drops the resources once every thread pinned now has unpinned.
-    pub(super) fn drop_resources_later(self: &Arc<Self>, pin: &Pin) {
-        let me = Arc::clone(self);
-        pin.defer(move || me.drop_resources());
+    /// Gives the resources back once no helper can still read them: at once for a request
+    /// that was never tentative (nobody but its owner ever reads its `link.core`), else once
+    /// every thread pinned now has unpinned.
+    pub(super) fn drop_resources_when_safe(self: &Arc<Self>, pin: &Pin) {
+        if self.decided_by_append() {
+            self.drop_resources();
+        } else {
+            let me = Arc::clone(self);
+            pin.defer(move || me.drop_resources());
+        }
     }
 }
 
