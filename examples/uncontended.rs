@@ -1,5 +1,6 @@
-//! Quick side-by-side figure: uncontended acquire + release of a set of k exclusive resources,
-//! lock-free engine vs the mutex reference, in the same run.
+//! Quick side-by-side figures, lock-free engine vs the mutex reference in the same run:
+//! uncontended acquire + release of a set of k exclusive resources on one thread, and the same
+//! (k = 2) on T threads that share no resource (where a global lock convoys).
 //!
 //! `cargo run --release --example uncontended [-- ROUNDS]`
 //!
@@ -32,6 +33,33 @@ fn median_ns<E: Engine>(k: usize, rounds: u32) -> f64 {
     batches[batches.len() / 2]
 }
 
+/// Million acquire+release per second in total, T threads each on its own k resources.
+fn disjoint_mops<E: Engine>(threads: usize, k: usize, rounds: u32) -> f64 {
+    let sets: Vec<ResourceSet<E>> = (0..threads)
+        .map(|_| {
+            (0..k)
+                .map(|_| Resource::<E>::new())
+                .fold(ResourceSet::new(), |s, r| s.exclusive(&r))
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for set in &sets {
+            scope.spawn(move || {
+                for _ in 0..rounds {
+                    drop(black_box(set.wait().expect("disjoint wait")));
+                }
+            });
+        }
+    });
+    (threads as f64 * f64::from(rounds)) / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
 fn main() {
     let rounds: u32 = std::env::args()
         .nth(1)
@@ -49,5 +77,25 @@ fn main() {
         let lf = median_ns::<LockFree>(k, rounds);
         let rf = median_ns::<Reference>(k, rounds);
         println!("{k:>3} {lf:>14.1} {rf:>14.1} {:>8.2}", lf / rf);
+    }
+
+    println!();
+    println!("disjoint sets of k = 2, T threads, median of 5 runs of {rounds} per thread");
+    println!(
+        "{:>3} {:>14} {:>14} {:>8}",
+        "T", "lock-free Mops", "reference Mops", "ratio"
+    );
+    for t in [1, 2, 4, 8] {
+        let lf = median(
+            (0..5)
+                .map(|_| disjoint_mops::<LockFree>(t, 2, rounds / 4))
+                .collect(),
+        );
+        let rf = median(
+            (0..5)
+                .map(|_| disjoint_mops::<Reference>(t, 2, rounds / 4))
+                .collect(),
+        );
+        println!("{t:>3} {lf:>14.2} {rf:>14.2} {:>8.2}", lf / rf);
     }
 }

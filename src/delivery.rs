@@ -12,7 +12,7 @@
 //! DELIVERED`): the granting thread and the blocked thread meet on one read-modify-write of
 //! that word, so a wake-up cannot be lost and no store-load fence is needed.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Enqueued};
 use crate::guard::Guard;
 use crate::sync::{thread, thread_local, AtomicU8, Ordering, Thread, UnsafeCell};
 use crate::worker::Dispatch;
@@ -131,6 +131,17 @@ impl<E: Engine> Waiter<E> {
             w.register(waker);
         }
     }
+}
+
+/// Enqueues `req` and delivers what that granted. `Ok(true)`: `req` itself is granted
+/// already (for a thread waiter, nothing more happens: the caller holds the set).
+pub(crate) fn enqueue<E: Engine>(req: &Arc<E::Request>) -> Result<bool, crate::Error> {
+    let enqueued = E::enqueue(req);
+    if enqueued == Ok(Enqueued::GrantedNow) && !matches!(E::waiter(req).kind, Kind::Thread(_)) {
+        push(Arc::clone(req) as Arc<dyn Deliver>);
+    }
+    flush();
+    enqueued.map(|e| e == Enqueued::GrantedNow)
 }
 
 /// Deliver the grant of `req`, on the thread whose engine operation completed it.

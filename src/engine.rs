@@ -21,6 +21,15 @@ pub struct SetKind {
     pub policy: Locked,
 }
 
+/// What an enqueue did with the request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued; its grant (now or later) is delivered through the delivery queue.
+    Queued,
+    /// Granted by the enqueue itself; the caller delivers it.
+    GrantedNow,
+}
+
 /// One resource of a set, as the engines see it: the resource's state and the access mode.
 pub type Entry<E> = (Arc<<E as Engine>::Core>, Access);
 
@@ -48,7 +57,10 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// Places all links of the request at once (spec rule 1), then triggers what the trigger
     /// rule allows. `Err(Busy)` (policy Fail) or `Err(Overflow)` leave nothing queued. Call at
     /// most once per request.
-    fn enqueue(req: &Arc<Self::Request>) -> Result<(), Error>;
+    ///
+    /// `Ok(Enqueued::GrantedNow)`: the request itself was granted by this call and its
+    /// delivery was *not* queued; the caller delivers it (`delivery::enqueue` does).
+    fn enqueue(req: &Arc<Self::Request>) -> Result<Enqueued, Error>;
 
     /// Releases a granted request: removes all its links (spec rule 6). Call exactly once,
     /// and only after the request was granted.

@@ -1,6 +1,6 @@
 //! [`Acquire`]: an async request as a future.
 
-use crate::delivery::flush;
+use crate::delivery::{self, flush};
 use crate::engine::Engine;
 use crate::guard::Guard;
 use crate::Error;
@@ -49,9 +49,7 @@ impl<E: Engine> Future for Acquire<E> {
             State::Unqueued(Err(e)) => return Poll::Ready(Err(e)),
             State::Unqueued(Ok(req)) => {
                 E::waiter(&req).register_waker(cx.waker());
-                let enqueued = E::enqueue(&req);
-                flush();
-                if let Err(e) = enqueued {
+                if let Err(e) = delivery::enqueue::<E>(&req) {
                     return Poll::Ready(Err(e));
                 }
                 req

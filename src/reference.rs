@@ -13,7 +13,7 @@
 //! lock, once (rule 5).
 
 use crate::delivery::{self, Deliver, Waiter};
-use crate::engine::{private, Engine, Entry, SetKind};
+use crate::engine::{private, Engine, Enqueued, Entry, SetKind};
 use slab::Slab;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
@@ -42,6 +42,10 @@ pub type Acquire = crate::future::Acquire<Reference>;
 struct Registry {
     queues: Slab<Queue>,
     requests: Slab<Queued>,
+    /// During an enqueue: the key of the request being enqueued, whose own grant is returned
+    /// to its caller (`Enqueued::GrantedNow`) rather than queued for delivery.
+    enqueuing: Option<usize>,
+    granted_now: bool,
 }
 
 /// One resource's FIFO queue.
@@ -67,6 +71,8 @@ struct Queued {
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     queues: Slab::new(),
     requests: Slab::new(),
+    enqueuing: None,
+    granted_now: false,
 });
 
 fn lock() -> MutexGuard<'static, Registry> {
@@ -117,7 +123,12 @@ impl Deliver for Request {
 impl Registry {
     /// Re-applies the trigger rule (spec rule 2) to one queue, granting what completes.
     fn evaluate(&mut self, queue: usize) {
-        let Registry { queues, requests } = self;
+        let Registry {
+            queues,
+            requests,
+            enqueuing,
+            granted_now,
+        } = self;
         let mut any_ahead = false;
         let mut exclusive_ahead = false;
         for link in queues[queue].links.iter_mut() {
@@ -134,7 +145,12 @@ impl Registry {
                 let queued = &mut requests[link.request];
                 queued.untriggered -= 1;
                 if queued.untriggered == 0 {
-                    grant(&queued.request);
+                    if *enqueuing == Some(link.request) {
+                        mark_granted(&queued.request);
+                        *granted_now = true;
+                    } else {
+                        grant(&queued.request);
+                    }
                 }
             }
             any_ahead = true;
@@ -162,9 +178,13 @@ impl Registry {
     }
 }
 
-fn grant(req: &Arc<Request>) {
+fn mark_granted(req: &Request) {
     // Release: paired with `is_granted`'s Acquire load outside the lock.
     req.granted.store(true, Ordering::Release);
+}
+
+fn grant(req: &Arc<Request>) {
+    mark_granted(req);
     delivery::push(Arc::clone(req) as Arc<dyn Deliver>);
 }
 
@@ -185,7 +205,7 @@ impl Engine for Reference {
         })
     }
 
-    fn enqueue(req: &Arc<Request>) -> Result<(), Error> {
+    fn enqueue(req: &Arc<Request>) -> Result<Enqueued, Error> {
         let mut reg = lock();
         let sync_locked = |reg: &Registry, core: &Core| reg.queues[core.key].sync_links > 0;
         if req.kind.policy == Locked::Fail && req.entries.iter().any(|(c, _)| sync_locked(&reg, c))
@@ -201,8 +221,8 @@ impl Engine for Reference {
             return Err(Error::Overflow);
         }
         if req.entries.is_empty() {
-            grant(req);
-            return Ok(());
+            mark_granted(req);
+            return Ok(Enqueued::GrantedNow);
         }
         // Ignore policy: decided before this request's own links are queued.
         let forced: SmallVec<[bool; 4]> = req
@@ -226,13 +246,20 @@ impl Engine for Reference {
                 queue.sync_links += 1;
             }
         }
-        if reg.requests[key].untriggered == 0 {
-            grant(req);
+        reg.enqueuing = Some(key);
+        reg.granted_now = reg.requests[key].untriggered == 0;
+        if reg.granted_now {
+            mark_granted(req);
         }
         for (core, _) in &req.entries {
             reg.evaluate(core.key);
         }
-        Ok(())
+        reg.enqueuing = None;
+        Ok(if reg.granted_now {
+            Enqueued::GrantedNow
+        } else {
+            Enqueued::Queued
+        })
     }
 
     fn release(req: &Arc<Request>) {

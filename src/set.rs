@@ -1,6 +1,6 @@
 //! [`ResourceSet`]: the builder every request starts from, and the blocking waits.
 
-use crate::delivery::{flush, Waiter};
+use crate::delivery::{self, flush, Waiter};
 use crate::engine::{Engine, Entry, SetKind};
 use crate::future::Acquire;
 use crate::guard::{Guard, Pending};
@@ -122,10 +122,7 @@ impl<E: Engine> ResourceSet<E> {
     /// left queued. Never blocks.
     pub fn try_acquire(&self) -> Result<Guard<E>, Error> {
         let req = self.request(true, Waiter::thread())?;
-        let enqueued = E::enqueue(&req);
-        flush();
-        enqueued?;
-        if E::is_granted(&req) || !E::cancel(&req) {
+        if delivery::enqueue::<E>(&req)? || E::is_granted(&req) || !E::cancel(&req) {
             return Ok(Guard::from_granted(req));
         }
         flush();
@@ -138,9 +135,9 @@ impl<E: Engine> ResourceSet<E> {
         interrupt: Option<&Interrupt>,
     ) -> Result<Guard<E>, Error> {
         let req = self.request(true, Waiter::thread())?;
-        let enqueued = E::enqueue(&req);
-        flush();
-        enqueued?;
+        if delivery::enqueue::<E>(&req)? {
+            return Ok(Guard::from_granted(req));
+        }
         let waiter = E::waiter(&req);
         // Spin, then yield, then park (see SPINS).
         for i in 0..SPINS + YIELDS {
@@ -201,9 +198,7 @@ impl<E: Engine> ResourceSet<E> {
         F: FnOnce(Guard<E>) + Send + 'static,
     {
         let req = self.request(false, Waiter::callback(dispatch, Box::new(callback)))?;
-        let enqueued = E::enqueue(&req);
-        flush();
-        enqueued?;
+        delivery::enqueue::<E>(&req)?;
         Ok(Pending { req })
     }
 

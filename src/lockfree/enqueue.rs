@@ -17,7 +17,7 @@
 //! one-resource `Locked::Wait` set: 1, its append is its commit), matching Guerraoui et al.'s
 //! k + 1 and one above the lower bound k.
 
-use super::queue::{scan, try_append, Link, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES};
+use super::queue::{scan, try_append, Link, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES, TRIG_EARLY};
 use super::request::{Request, COMMITTED, FAILED};
 use crate::sync::epoch::Guard as Pin;
 use crate::sync::Ordering;
@@ -25,30 +25,34 @@ use crate::Locked;
 
 /// Runs (or helps) the enqueue of `req` to its end: all links installed, the request decided,
 /// and, if committed, its forced links triggered and its queues scanned. Idempotent.
-pub(super) fn run(req: &Request, pin: &Pin) {
+///
+/// `true` only for the `owner` of a request granted by its enqueue without any scan (a
+/// one-link request granted by its very append, `Request::pre_grant`, or a request whose
+/// links were all triggered early): its delivery is then the caller's, not queued.
+pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
     if req.decided_by_append() {
         // One link, decided by its append: never tentative, so only its owner runs this.
         if install(req, &req.links[0], true, pin) == Some(true) {
-            // Granted by the append itself (`Request::pre_grant`): nothing else to trigger.
-            req.push_grant();
-            return;
+            return true; // nothing else can have been enabled by an append
         }
     } else {
         for link in &req.links {
-            if install(req, link, false, pin).is_none() {
-                break; // decided by a helper
+            match install(req, link, false, pin) {
+                None => break, // decided by a helper
+                Some(true) => req.trigger_early(link),
+                Some(false) => {}
             }
         }
     }
-    let phase = match req.phase() {
+    let (phase, granted_here) = match req.phase() {
         0 => req.decide(must_fail(req, pin)),
-        phase => phase,
+        phase => (phase, false),
     };
     if phase == FAILED {
         for link in &req.links {
             req.mark_removed(link, pin);
         }
-        return;
+        return false;
     }
     debug_assert_eq!(phase, COMMITTED);
     if req.kind.policy == Locked::Ignore {
@@ -59,12 +63,22 @@ pub(super) fn run(req: &Request, pin: &Pin) {
             }
         }
     }
+    if granted_here {
+        // Every link was triggered early: nothing to scan. The owner delivers its own grant;
+        // a helper queues it.
+        return req.finish_grant_by(owner);
+    }
     for link in &req.links {
+        // Acquire: an early-triggered link needs no scan (the decision counted it).
+        if link.trig.load(Ordering::Acquire) == TRIG_EARLY {
+            continue;
+        }
         let core = link.core(pin);
         // AcqRel: meet racing removals on this word (see `Core::changes`).
         core.changes.fetch_add(1, Ordering::AcqRel);
         scan(core, pin);
     }
+    false
 }
 
 /// Appends one link, helping whatever tentative request stands in the way. `None` when the
@@ -76,7 +90,9 @@ fn install(req: &Request, link: &Link, committed: bool, pin: &Pin) -> Option<boo
             Tail::Installed => return Some(false),
             Tail::Appended { eligible } => return Some(eligible),
             Tail::Decided => return None,
-            Tail::Blocked(other) => run(other, pin),
+            Tail::Blocked(other) => {
+                run(other, false, pin);
+            }
         }
     }
 }

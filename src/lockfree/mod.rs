@@ -21,7 +21,7 @@ pub use queue::Core;
 pub use request::Request;
 
 use crate::delivery::Waiter;
-use crate::engine::{private, Engine, Entry, SetKind};
+use crate::engine::{private, Engine, Enqueued, Entry, SetKind};
 use crate::sync::epoch;
 use crate::sync::Ordering;
 use crate::Error;
@@ -46,10 +46,10 @@ impl Engine for LockFree {
         Request::new(entries, kind, waiter)
     }
 
-    fn enqueue(req: &Arc<Request>) -> Result<(), Error> {
+    fn enqueue(req: &Arc<Request>) -> Result<Enqueued, Error> {
         if req.links.is_empty() {
             req.grant_empty();
-            return Ok(());
+            return Ok(Enqueued::GrantedNow);
         }
         let pin = &epoch::pin();
         if req.kind.sync {
@@ -67,17 +67,22 @@ impl Engine for LockFree {
             }
         }
         req.take_queue_ref();
-        enqueue::run(req, pin);
+        if enqueue::run(req, true, pin) {
+            return Ok(Enqueued::GrantedNow);
+        }
         if req.phase() == request::FAILED {
             req.drop_resources_when_safe(pin);
             return Err(Error::Busy);
         }
-        Ok(())
+        Ok(Enqueued::Queued)
     }
 
     fn release(req: &Arc<Request>) {
         let pin = &epoch::pin();
-        req.set_released();
+        if !req.decided_by_append() {
+            // One link needs no release bit: its mark alone removes it at once.
+            req.set_released();
+        }
         remove(req, pin);
     }
 

@@ -15,13 +15,23 @@
 
 use super::request::Request;
 use crate::sync::epoch::{Atomic, Guard as Pin, Shared};
-use crate::sync::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::{AtomicU8, AtomicUsize, Ordering};
 use std::fmt;
 use std::ptr;
 use std::sync::Arc;
 
 /// Tag bit on `Link::next`: this link is removed.
 pub(super) const MARK: usize = 1;
+
+/// `Link::trig` of a tentative link: not yet triggered, request undecided.
+pub(super) const TRIG_PENDING: u8 = 0;
+/// The installer found the link eligible when its append landed (before the decision): it is
+/// counted as triggered by the decision CAS.
+pub(super) const TRIG_EARLY: u8 = 1;
+/// The decision found it not triggered early: a scan (or the Ignore policy) triggers it.
+pub(super) const TRIG_SEALED: u8 = 2;
+/// Triggered after the decision.
+pub(super) const TRIG_DONE: u8 = 3;
 
 /// `Link::saw_sync`: not yet decided.
 pub(super) const SYNC_UNKNOWN: u8 = 0;
@@ -40,8 +50,8 @@ pub(crate) struct Link {
     /// resources (see `Request::drop_resources`). Null for a stub.
     pub(super) core: *const Core,
     pub(super) exclusive: bool,
-    /// Set once, by whoever triggers the link (trigger rule, or the Ignore policy).
-    pub(super) triggered: AtomicBool,
+    /// `TRIG_PENDING`, `TRIG_EARLY`, `TRIG_SEALED` or `TRIG_DONE` (see `Request::decide`).
+    pub(super) trig: AtomicU8,
     /// For async requests with a Fail or Ignore policy: whether the resource was sync-locked
     /// at decision time (first writer wins).
     pub(super) saw_sync: AtomicU8,
@@ -62,7 +72,7 @@ impl Link {
             request,
             core,
             exclusive,
-            triggered: AtomicBool::new(false),
+            trig: AtomicU8::new(TRIG_PENDING),
             saw_sync: AtomicU8::new(SYNC_UNKNOWN),
         }
     }
@@ -314,7 +324,7 @@ pub(super) fn scan(core: &Core, pin: &Pin) {
                         return;
                     }
                     // Acquire: cheap check before the RMW in `trigger`.
-                    if !node.triggered.load(Ordering::Acquire) {
+                    if node.trig.load(Ordering::Acquire) == TRIG_SEALED {
                         req.trigger(node);
                     }
                     any_ahead = true;

@@ -15,7 +15,9 @@
 //! at once: that bit is the linearization point of a cancel or release; marking the links
 //! afterwards only lets them be unlinked.
 
-use super::queue::{Link, Presence, QueueRef, MARK};
+use super::queue::{
+    Link, Presence, QueueRef, MARK, TRIG_DONE, TRIG_EARLY, TRIG_PENDING, TRIG_SEALED,
+};
 use super::LockFree;
 use crate::delivery::{self, Deliver, Waiter};
 use crate::engine::{Entry, SetKind};
@@ -77,7 +79,12 @@ impl Request {
                 .map(|(core, access)| {
                     // The link owns one strong count of its core (see `drop_resources`).
                     let core = Arc::into_raw(Arc::clone(core));
-                    Link::new(me.as_ptr(), core, *access == Access::Exclusive)
+                    let link = Link::new(me.as_ptr(), core, *access == Access::Exclusive);
+                    if phase & PHASE == COMMITTED {
+                        // Never tentative: no early trigger to settle.
+                        link.trig.store(TRIG_SEALED, Ordering::Relaxed);
+                    }
+                    link
                 })
                 .collect(),
             waiter,
@@ -124,30 +131,76 @@ impl Request {
     }
 
     /// Decides an undecided request: `COMMITTED`, or `FAILED` when `fail`. First decision
-    /// wins; returns the phase in force.
-    pub(super) fn decide(&self, fail: bool) -> usize {
-        let new_phase = if fail { FAILED } else { COMMITTED };
-        let mut state = self.load();
-        while state & PHASE == UNDECIDED {
-            // AcqRel: publish the installs (Release) to whoever reads the decision.
-            match self.state.compare_exchange_weak(
-                state,
-                state | new_phase,
+    /// wins; returns the phase in force, and whether this call's CAS granted the request (all
+    /// its links were triggered early): then the caller delivers the grant.
+    ///
+    /// Every link's early trigger is settled first: `TRIG_PENDING -> TRIG_SEALED` unless its
+    /// installer got `TRIG_EARLY` in before. After that the flags never change before the
+    /// decision, so every helper computes the same count of early triggers.
+    pub(super) fn decide(&self, fail: bool) -> (usize, bool) {
+        let mut early = 0;
+        for link in &self.links {
+            // Acquire: an early trigger, once there, is final; skip the CAS.
+            if link.trig.load(Ordering::Acquire) == TRIG_EARLY {
+                early += 1;
+                continue;
+            }
+            // AcqRel: the settled flag is the same for every decider.
+            let settled = match link.trig.compare_exchange(
+                TRIG_PENDING,
+                TRIG_SEALED,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return new_phase,
+                Ok(_) => TRIG_SEALED,
+                Err(now) => now,
+            };
+            if settled != TRIG_SEALED {
+                early += 1;
+            }
+        }
+        let mut state = self.load();
+        while state & PHASE == UNDECIDED {
+            let new = if fail {
+                state | FAILED
+            } else {
+                let left = (state & COUNT) - early;
+                (state & !COUNT) | COMMITTED | left | if left == 0 { GRANTED } else { 0 }
+            };
+            // AcqRel: publish the installs (Release) to whoever reads the decision.
+            match self
+                .state
+                .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return (new & PHASE, new & GRANTED != 0),
                 Err(now) => state = now,
             }
         }
-        state & PHASE
+        (state & PHASE, false)
+    }
+
+    /// Records that the installer of `link` (a tentative link of this request) found it
+    /// eligible when its append landed; loses to a decider that sealed it first.
+    pub(super) fn trigger_early(&self, link: &Link) {
+        // AcqRel/Relaxed: races only with `decide`'s sealing CAS on the same flag.
+        let _ = link.trig.compare_exchange(
+            TRIG_PENDING,
+            TRIG_EARLY,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 
     /// Triggers `link` (one of ours) if nobody has; the trigger that completes the set grants
     /// it and queues its delivery on this thread.
     pub(super) fn trigger(&self, link: &Link) {
         // AcqRel: exactly one thread wins the flag.
-        if link.triggered.swap(true, Ordering::AcqRel) {
+        // AcqRel: exactly one thread moves the link from SEALED to DONE.
+        if link
+            .trig
+            .compare_exchange(TRIG_SEALED, TRIG_DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return;
         }
         let mut state = self.load();
@@ -182,15 +235,24 @@ impl Request {
     pub(super) fn pre_grant(&self, link: &Link) {
         debug_assert!(self.decided_by_append());
         // Relaxed: not yet published; the append CAS (Release) publishes both.
-        link.triggered.store(true, Ordering::Relaxed);
+        link.trig.store(TRIG_DONE, Ordering::Relaxed);
         self.state.store(COMMITTED | GRANTED, Ordering::Relaxed);
     }
 
     /// Takes back `pre_grant` after a failed append (still unpublished).
     pub(super) fn undo_pre_grant(&self, link: &Link) {
         // Relaxed: still not published.
-        link.triggered.store(false, Ordering::Relaxed);
+        link.trig.store(TRIG_SEALED, Ordering::Relaxed);
         self.state.store(COMMITTED | 1, Ordering::Relaxed);
+    }
+
+    /// After this thread's decision CAS granted the request: `true` (the caller delivers) for
+    /// the owner, else the delivery is queued on this thread.
+    pub(super) fn finish_grant_by(&self, owner: bool) -> bool {
+        if !owner {
+            self.push_grant();
+        }
+        owner
     }
 
     /// Queues the delivery of this request's grant on this thread.
@@ -206,10 +268,9 @@ impl Request {
         delivery::push(arc as Arc<dyn Deliver>);
     }
 
-    /// Grants an empty set (no links) on enqueue.
+    /// Grants an empty set (no links) on enqueue: it was created `GRANTED`.
     pub(super) fn grant_empty(&self) {
-        debug_assert!(self.links.is_empty());
-        self.push_grant();
+        debug_assert!(self.links.is_empty() && self.is_granted());
     }
 
     /// Cancels unless granted: `true` if cancelled now.
@@ -266,18 +327,21 @@ impl Request {
 
     /// One of our links left its queue for good; `true` if it was the last.
     pub(super) fn unlinked_one(&self) -> bool {
+        // A one-link request's only unlink is its last: no read-modify-write needed.
         // AcqRel: the last decrement sees all earlier ones before the request is freed.
-        self.links_in_queue.fetch_sub(1, Ordering::AcqRel) == 1
+        self.links.len() == 1 || self.links_in_queue.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Gives back the strong counts the links hold on their resources. Idempotent. Called,
     /// through `Pin::defer`, once the set is released, cancelled or refused: a helper pinned
     /// before that may still read `link.core` (see `Link::core`).
     pub(super) fn drop_resources(&self) {
-        // AcqRel: exactly one caller drops.
-        if self.resources_dropped.swap(true, Ordering::AcqRel) {
+        // Relaxed: never called concurrently. The owner calls it once (directly, or through a
+        // deferred closure that holds an `Arc`), and `Drop` runs after every `Arc` is gone.
+        if self.resources_dropped.load(Ordering::Relaxed) {
             return;
         }
+        self.resources_dropped.store(true, Ordering::Relaxed);
         for link in &self.links {
             // SAFETY: `link.core` came from `Arc::into_raw` in `Request::new`, and the flag
             // above makes this the only place it is given back.
