@@ -28,6 +28,8 @@ pub trait Deliver: Send + Sync {
     fn deliver(self: Arc<Self>);
     /// Run the grant callback here (on a worker or pool thread).
     fn run_callback(self: Arc<Self>);
+    /// Whether delivering runs user code on the delivering thread (a direct callback).
+    fn is_direct(&self) -> bool;
 }
 
 /// The grant callback of an async request.
@@ -125,6 +127,11 @@ impl<E: Engine> Waiter<E> {
             .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
     }
 
+    /// Whether delivery runs a callback on the delivering thread.
+    pub(crate) fn is_direct(&self) -> bool {
+        matches!(self.kind, Kind::Callback(Dispatch::Direct, _))
+    }
+
     /// Register a future's waker (no-op for other waiters).
     pub(crate) fn register_waker(&self, waker: &std::task::Waker) {
         if let Kind::Future(w) = &self.kind {
@@ -201,44 +208,107 @@ pub(crate) fn run_callback<E: Engine>(req: Arc<E::Request>) {
     flush();
 }
 
+/// This thread's grants waiting for delivery. Wake-ups (threads, futures, workers, the pool)
+/// run no user code here and are delivered by every `flush`, even a nested one; direct
+/// callbacks are delivered only by the outermost `flush` (the trampoline) or before this
+/// thread blocks.
 struct Queue {
-    items: VecDeque<Arc<dyn Deliver>>,
+    wakes: VecDeque<Arc<dyn Deliver>>,
+    callbacks: VecDeque<Arc<dyn Deliver>>,
     draining: bool,
 }
 
 thread_local! {
-    static QUEUE: RefCell<Queue> = RefCell::new(Queue { items: VecDeque::new(), draining: false });
+    static QUEUE: RefCell<Queue> = RefCell::new(Queue {
+        wakes: VecDeque::new(),
+        callbacks: VecDeque::new(),
+        draining: false,
+    });
 }
 
 /// Engines call this for every grant they decide.
 pub(crate) fn push(req: Arc<dyn Deliver>) {
-    QUEUE.with(|q| q.borrow_mut().items.push_back(req));
-}
-
-/// Deliver every grant queued on this thread, unless an outer `flush` on this thread is
-/// already doing so (then it will pick them up: the trampoline).
-pub(crate) fn flush() {
-    let start = QUEUE.with(|q| {
+    let direct = req.is_direct();
+    let mut req = Some(req);
+    let queued = QUEUE.try_with(|q| {
         let mut q = q.borrow_mut();
-        if q.draining || q.items.is_empty() {
-            false
+        let req = req.take().expect("pushed once");
+        if direct {
+            q.callbacks.push_back(req);
         } else {
-            q.draining = true;
-            true
+            q.wakes.push_back(req);
         }
     });
+    if queued.is_err() {
+        // This thread's locals are being torn down (a guard dropped in a thread-local
+        // destructor): deliver from the pool instead, never lose the grant.
+        let req = req.take().expect("not queued");
+        rayon::spawn(move || {
+            req.deliver();
+            flush();
+        });
+    }
+}
+
+/// Pops the next grant: wake-ups first; callbacks only if `callbacks` is set.
+fn pop(callbacks: bool) -> Option<Arc<dyn Deliver>> {
+    QUEUE
+        .try_with(|q| {
+            let mut q = q.borrow_mut();
+            q.wakes.pop_front().or_else(|| {
+                if callbacks {
+                    q.callbacks.pop_front()
+                } else {
+                    None
+                }
+            })
+        })
+        .ok()
+        .flatten()
+}
+
+/// Delivers one grant. A panic (a waker's, say) is caught, so the rest of the queue is still
+/// delivered; the panic hook has already reported it.
+fn deliver_one(next: Arc<dyn Deliver>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || next.deliver()));
+}
+
+/// Delivers every wake-up queued on this thread, and every direct callback unless an outer
+/// `flush` on this thread is already running them (then it will: the trampoline).
+pub(crate) fn flush() {
+    while let Some(next) = pop(false) {
+        deliver_one(next);
+    }
+    let start = QUEUE
+        .try_with(|q| {
+            let mut q = q.borrow_mut();
+            let start = !q.draining && !q.callbacks.is_empty();
+            q.draining |= start;
+            start
+        })
+        .unwrap_or(false);
     if !start {
         return;
     }
-    // Reset `draining` even if a delivery unwinds (it cannot: callbacks are caught).
+    // Reset `draining` even if a delivery unwinds.
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            QUEUE.with(|q| q.borrow_mut().draining = false);
+            let _ = QUEUE.try_with(|q| q.borrow_mut().draining = false);
         }
     }
     let _reset = Reset;
-    while let Some(next) = QUEUE.with(|q| q.borrow_mut().items.pop_front()) {
-        next.deliver();
+    while let Some(next) = pop(true) {
+        deliver_one(next);
+    }
+}
+
+/// Before this thread blocks (a wait or a future inside a direct callback): deliver
+/// everything queued here, direct callbacks included, since the outer `flush` that would run
+/// them cannot run while we block. The stack then grows with the nesting of blocking calls
+/// inside callbacks, which the caller controls.
+pub(crate) fn flush_before_blocking() {
+    while let Some(next) = pop(true) {
+        deliver_one(next);
     }
 }

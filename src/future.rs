@@ -62,6 +62,12 @@ impl<E: Engine> Future for Acquire<E> {
         if waiter.is_delivered() {
             return Poll::Ready(Ok(Guard::from_granted(req)));
         }
+        // The executor may block this thread next (`block_on` inside a direct callback):
+        // deliver what this thread owes first.
+        delivery::flush_before_blocking();
+        if waiter.is_delivered() {
+            return Poll::Ready(Ok(Guard::from_granted(req)));
+        }
         self.state = State::Queued(req);
         Poll::Pending
     }

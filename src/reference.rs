@@ -118,6 +118,9 @@ impl Deliver for Request {
     fn run_callback(self: Arc<Self>) {
         delivery::run_callback::<Reference>(self);
     }
+    fn is_direct(&self) -> bool {
+        self.waiter.is_direct()
+    }
 }
 
 impl Registry {

@@ -139,6 +139,9 @@ impl<E: Engine> ResourceSet<E> {
             return Ok(Guard::from_granted(req));
         }
         let waiter = E::waiter(&req);
+        // Inside a direct callback, grants this thread owes others must go out before it
+        // blocks (one of them may be what frees our set).
+        delivery::flush_before_blocking();
         // Spin, then yield, then park (see SPINS).
         for i in 0..SPINS + YIELDS {
             if waiter.is_delivered() {

@@ -17,7 +17,9 @@
 //! one-resource `Locked::Wait` set: 1, its append is its commit), matching Guerraoui et al.'s
 //! k + 1 and one above the lower bound k.
 
-use super::queue::{scan, try_append, Link, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES, TRIG_EARLY};
+use super::queue::{
+    scan, sync_link_ahead, try_append, Link, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES, TRIG_EARLY,
+};
 use super::request::{Request, COMMITTED, FAILED};
 use crate::sync::epoch::Guard as Pin;
 use crate::sync::Ordering;
@@ -98,18 +100,26 @@ fn install(req: &Request, link: &Link, committed: bool, pin: &Pin) -> Option<boo
 }
 
 /// For the Fail and Ignore policies: records, per link, whether its resource is sync-locked
-/// now (all links are installed, so no new sync link can enter behind them), and says whether
-/// a Fail request must fail. The first recorded answer per link wins, so every helper decides
-/// alike.
+/// now, that is whether a live sync link is ahead of it (all links are installed and last, so
+/// none can enter), and says whether a Fail request must fail. The first recorded answer per
+/// link wins, so every helper decides alike.
 fn must_fail(req: &Request, pin: &Pin) -> bool {
     if req.kind.policy == Locked::Wait {
         return false;
     }
     let mut fail = false;
     for link in &req.links {
-        // Acquire: see the sync sets counted before their links were appended.
-        let locked = link.core(pin).sync_links.load(Ordering::Acquire) > 0;
-        let answer = if locked { SYNC_YES } else { SYNC_NO };
+        // Acquire: an answer, once recorded, is final.
+        let recorded = link.saw_sync.load(Ordering::Acquire);
+        if recorded != SYNC_UNKNOWN {
+            fail |= recorded == SYNC_YES;
+            continue;
+        }
+        let answer = if sync_link_ahead(link, pin) {
+            SYNC_YES
+        } else {
+            SYNC_NO
+        };
         // AcqRel/Acquire: first writer wins; losers read the winner's answer.
         let saw = match link.saw_sync.compare_exchange(
             SYNC_UNKNOWN,

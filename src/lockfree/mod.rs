@@ -34,9 +34,6 @@ pub struct LockFree;
 
 impl private::Sealed for LockFree {}
 
-/// Most sync links one resource may hold before `Error::Overflow`.
-const MAX_SYNC_LINKS: usize = isize::MAX as usize;
-
 impl Engine for LockFree {
     type Core = Core;
     type Request = Request;
@@ -52,20 +49,6 @@ impl Engine for LockFree {
             return Ok(Enqueued::GrantedNow);
         }
         let pin = &epoch::pin();
-        if req.kind.sync {
-            // Count the sync links before appending them, so that any async request decided
-            // behind them sees the resource sync-locked (rule 8).
-            for (i, link) in req.links.iter().enumerate() {
-                let core = link.core(pin);
-                // Release: paired with the Acquire load in `enqueue::must_fail`.
-                if core.sync_links.fetch_add(1, Ordering::Release) >= MAX_SYNC_LINKS {
-                    for undo in &req.links[..=i] {
-                        undo.core(pin).sync_links.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    return Err(Error::Overflow);
-                }
-            }
-        }
         req.take_queue_ref();
         if enqueue::run(req, true, pin) {
             return Ok(Enqueued::GrantedNow);

@@ -106,8 +106,6 @@ pub struct Core {
     /// before it scans: two racing operations meet on this word, so the later one's scan sees
     /// the earlier one's change (no lost wake-up without a store-load fence).
     pub(super) changes: AtomicUsize,
-    /// Number of links of sync sets in the queue: the resource is sync-locked while non-zero.
-    pub(super) sync_links: AtomicUsize,
 }
 
 impl Default for Core {
@@ -115,7 +113,6 @@ impl Default for Core {
         Core {
             stub: Link::new(ptr::null(), ptr::null(), false),
             changes: AtomicUsize::new(0),
-            sync_links: AtomicUsize::new(0),
         }
     }
 }
@@ -151,9 +148,30 @@ impl fmt::Debug for Core {
         f.debug_struct("Queue")
             .field("live_links", &live)
             .field("removed_links", &removed)
-            .field("sync_links", &self.sync_links.load(Ordering::Relaxed))
             .finish()
     }
+}
+
+/// Whether a live link of a sync set is ahead of `link` in its queue (rule 8: the resource
+/// is sync-locked). Called while `link` is tentative, so it is last and nothing can enter
+/// ahead of it: the answer can only go from `true` to `false` over time.
+pub(super) fn sync_link_ahead(link: &Link, pin: &Pin) -> bool {
+    let mut cur = link.core(pin).stub.next.load(Ordering::Acquire, pin);
+    // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+    while let Some(node) = unsafe { cur.as_ref() } {
+        if ptr::eq(node, link) {
+            return false;
+        }
+        let next = node.next.load(Ordering::Acquire, pin);
+        if next.tag() & MARK == 0 {
+            let other = node.request().expect("only the stub has no request");
+            if other.kind.sync && matches!(other.presence(), Presence::Live) {
+                return true;
+            }
+        }
+        cur = next;
+    }
+    false
 }
 
 /// What one append attempt found.
@@ -211,13 +229,13 @@ pub(super) fn try_append<'g>(
             if next.tag() & MARK == 0 {
                 let other = node.request().expect("only the stub has no request");
                 match other.presence() {
-                    Presence::Live => {
+                    // A tentative link (necessarily last) may be committed by the time our CAS
+                    // lands: count it as ahead, so `eligible` can only err on the safe side.
+                    Presence::Live | Presence::Undecided => {
                         any_ahead = true;
                         exclusive_ahead |= node.exclusive;
                     }
                     Presence::Gone => {}
-                    // Tentative, so last: handled below.
-                    Presence::Undecided => {}
                 }
             }
             pred = node;

@@ -306,18 +306,12 @@ impl Request {
         );
     }
 
-    /// Marks `link` removed (logical deletion, so scans can unlink it) and ends its part in
-    /// the resource's sync-locking. `true` if a link was queued behind it: its queue must be
-    /// rescanned. If nothing was behind it, any later append sees the mark (its CAS reads this
-    /// RMW's value), so no rescan is needed.
+    /// Marks `link` removed (logical deletion, so scans can unlink it). `true` if a link was
+    /// queued behind it: its queue must be rescanned. If nothing was behind it, any later
+    /// append sees the mark (its CAS reads this RMW's value), so no rescan is needed.
     pub(super) fn mark_removed(&self, link: &Link, pin: &Pin) -> bool {
         // AcqRel: one RMW on the word appenders CAS; see the doc comment.
-        let next = link.next.fetch_or(MARK, Ordering::AcqRel, pin);
-        if self.kind.sync {
-            // Release: paired with the Acquire load in `enqueue::must_fail`.
-            link.core(pin).sync_links.fetch_sub(1, Ordering::Release);
-        }
-        !next.is_null()
+        !link.next.fetch_or(MARK, Ordering::AcqRel, pin).is_null()
     }
 
     /// Hands one strong count of `self` to the queues (released by the last `retire`).
@@ -374,5 +368,8 @@ impl Deliver for Request {
     }
     fn run_callback(self: Arc<Self>) {
         delivery::run_callback::<LockFree>(self);
+    }
+    fn is_direct(&self) -> bool {
+        self.waiter.is_direct()
     }
 }

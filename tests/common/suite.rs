@@ -616,6 +616,67 @@ fn rule9_panicking_callback_releases_its_set() {
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
 }
 
+#[test]
+fn rule9_blocking_wait_inside_a_direct_callback_is_granted() {
+    // The inner set is free: its grant must not wait for the callback to return.
+    let r = res(2);
+    let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r1 = r[1].clone();
+    let _p = ResourceSet::new()
+        .exclusive(&r[0])
+        .on_grant(Dispatch::Direct, move |g| {
+            let start = std::time::Instant::now();
+            let inner = ResourceSet::new().exclusive(&r1).wait_timeout(Duration::from_secs(30));
+            tx.send((inner.is_ok(), start.elapsed())).unwrap();
+            drop(g);
+        })
+        .unwrap();
+    drop(hold); // runs the callback here
+    let (ok, took) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(ok && took < Duration::from_secs(10), "inner wait hung for {took:?}");
+    assert!(r.iter().all(is_free));
+}
+
+#[test]
+fn rule9_callback_that_releases_then_waits_for_the_thread_it_woke() {
+    // The callback's release grants thread T's wait on x; T then releases y, which the
+    // callback waits for. T's wake-up must not be held back until the callback returns.
+    let r = res(3);
+    let (x, y, z) = (r[0].clone(), r[1].clone(), r[2].clone());
+    let gx = ResourceSet::new().exclusive(&x).wait().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let t = {
+        let (x, y) = (x.clone(), y.clone());
+        thread::spawn(move || {
+            let gy = ResourceSet::new().exclusive(&y).wait().unwrap();
+            ready_tx.send(()).unwrap();
+            let gx = ResourceSet::new().exclusive(&x).wait_timeout(Duration::from_secs(30));
+            drop(gy);
+            gx.is_ok()
+        })
+    };
+    ready_rx.recv().unwrap();
+    let hz = ResourceSet::new().exclusive(&z).wait().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let gx = Mutex::new(Some(gx));
+    let _p = ResourceSet::new()
+        .exclusive(&z)
+        .on_grant(Dispatch::Direct, move |g| {
+            drop(gx.lock().unwrap().take());
+            let start = std::time::Instant::now();
+            let gy = ResourceSet::new().exclusive(&y).wait_timeout(Duration::from_secs(30));
+            tx.send((gy.is_ok(), start.elapsed())).unwrap();
+            drop(g);
+        })
+        .unwrap();
+    drop(hz);
+    let (ok, took) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(t.join().unwrap());
+    assert!(ok && took < Duration::from_secs(10), "callback's wait hung for {took:?}");
+    assert!(r.iter().all(is_free));
+}
+
 // ---- Rule 10: lifetimes ----
 
 #[test]
