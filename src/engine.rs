@@ -76,6 +76,13 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// The front end's waiter stored in the request.
     fn waiter(req: &Self::Request) -> &Waiter<Self>;
 
+    /// The fixed order in which a set's resources are installed (rule 1's deadlock freedom
+    /// for helping rests on it): the core's address, or a creation counter under loom, whose
+    /// models must replay identically and cannot depend on allocation addresses.
+    fn order_key(core: &Arc<Self::Core>) -> usize {
+        Arc::as_ptr(core) as usize
+    }
+
     /// `Debug` output for a resource.
     fn fmt_core(core: &Self::Core, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }

@@ -76,6 +76,10 @@ impl<E: Engine> Future for Acquire<E> {
 impl<E: Engine> Drop for Acquire<E> {
     fn drop(&mut self) {
         if let State::Queued(req) = std::mem::replace(&mut self.state, State::Done) {
+            if cfg!(kds_bug = "future_drop_leaks") {
+                std::mem::forget(req);
+                return;
+            }
             if E::cancel(&req) {
                 flush();
             } else {

@@ -17,9 +17,9 @@ pub const MAX_SET_LEN: usize = 1 << 16;
 
 /// Spin iterations before a blocked thread parks. A park/unpark hand-off costs tens of
 /// microseconds where a spinning one costs tens of nanoseconds, so a short spin first pays.
-const SPINS: u32 = 64;
-/// Yields after spinning, before parking.
-const YIELDS: u32 = 4;
+const SPINS: u32 = if cfg!(kds_loom) { 1 } else { 64 };
+/// Yields after spinning, before parking (none under loom, which explores every yield).
+const YIELDS: u32 = if cfg!(kds_loom) { 0 } else { 4 };
 
 /// A set of resources, each with an access mode, to be locked together.
 ///
@@ -31,7 +31,7 @@ const YIELDS: u32 = 4;
 /// A resource named twice is merged into one link, exclusive winning (spec rule 11): a set
 /// never waits for itself. An empty set is granted at once.
 pub struct ResourceSet<E: Engine> {
-    /// Sorted by core address (the engines' fixed resource order), no duplicates.
+    /// Sorted by `Engine::order_key` (the engines' fixed resource order), no duplicates.
     entries: SmallVec<[Entry<E>; 4]>,
     policy: Locked,
 }
@@ -58,10 +58,10 @@ impl<E: Engine> ResourceSet<E> {
     /// Adds `resource` in mode `access`. Naming a resource again merges the modes, exclusive
     /// winning.
     pub fn access(mut self, resource: &Resource<E>, access: Access) -> Self {
-        let key = Arc::as_ptr(&resource.core) as usize;
+        let key = E::order_key(&resource.core);
         match self
             .entries
-            .binary_search_by_key(&key, |(core, _)| Arc::as_ptr(core) as usize)
+            .binary_search_by_key(&key, |(core, _)| E::order_key(core))
         {
             Ok(i) => self.entries[i].1 = self.entries[i].1.merge(access),
             Err(i) => self.entries.insert(i, (Arc::clone(&resource.core), access)),

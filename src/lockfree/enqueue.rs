@@ -57,7 +57,7 @@ pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
         return false;
     }
     debug_assert_eq!(phase, COMMITTED);
-    if req.kind.policy == Locked::Ignore {
+    if req.kind.policy == Locked::Ignore && !cfg!(kds_bug = "no_ignore_force") {
         for link in &req.links {
             // Acquire: the first writer's decision, made before the commit.
             if link.saw_sync.load(Ordering::Acquire) == SYNC_YES {
@@ -77,7 +77,7 @@ pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
         }
         let core = link.core(pin);
         // AcqRel: meet racing removals on this word (see `Core::changes`).
-        core.changes.fetch_add(1, Ordering::AcqRel);
+        core.changes.fetch_add(1, super::MEET);
         scan(core, pin);
     }
     false

@@ -86,19 +86,31 @@ impl Engine for LockFree {
         req.waiter()
     }
 
+    #[cfg(kds_loom)]
+    fn order_key(core: &Arc<Core>) -> usize {
+        core.id
+    }
+
     fn fmt_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(core, f)
     }
 }
 
+/// The ordering of the `changes` meeting point; a test-only injected bug weakens it.
+pub(super) const MEET: Ordering = if cfg!(kds_bug = "relaxed_changes") {
+    Ordering::Relaxed
+} else {
+    Ordering::AcqRel
+};
+
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
 /// queue where something waits behind them (rules 3 and 6).
 fn remove(req: &Arc<Request>, pin: &epoch::Guard) {
     for link in &req.links {
-        if req.mark_removed(link, pin) {
+        if req.mark_removed(link, pin) && !cfg!(kds_bug = "skip_release_scan") {
             let core = link.core(pin);
             // AcqRel: meet racing enqueues and removals on this word (see `Core::changes`).
-            core.changes.fetch_add(1, Ordering::AcqRel);
+            core.changes.fetch_add(1, MEET);
             queue::scan(core, pin);
         }
     }

@@ -106,6 +106,9 @@ pub struct Core {
     /// before it scans: two racing operations meet on this word, so the later one's scan sees
     /// the earlier one's change (no lost wake-up without a store-load fence).
     pub(super) changes: AtomicUsize,
+    /// Creation order, the install order under loom (see `Engine::order_key`).
+    #[cfg(kds_loom)]
+    pub(super) id: usize,
 }
 
 impl Default for Core {
@@ -113,6 +116,14 @@ impl Default for Core {
         Core {
             stub: Link::new(ptr::null(), ptr::null(), false),
             changes: AtomicUsize::new(0),
+            #[cfg(kds_loom)]
+            id: {
+                // A plain std counter: loom models replay, and only the relative order of the
+                // cores one model creates matters.
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
     }
 }
@@ -121,7 +132,14 @@ impl Drop for Core {
     fn drop(&mut self) {
         // Only removed links can still be here (every live link's request holds this core),
         // typically the last one. The list dies with the core: retire each link.
+        #[cfg(not(kds_loom))]
         let pin = &crate::sync::epoch::pin();
+        // Under loom a core can be dropped from crossbeam-epoch's own teardown (a deferred
+        // `drop_resources`), where loom forbids touching the default collector. The models
+        // drop their resources only after joining every thread, so nothing else runs then.
+        // SAFETY: loom models only (see above): no other thread can reach these links.
+        #[cfg(kds_loom)]
+        let pin = unsafe { crate::sync::epoch::unprotected() };
         let mut cur = self.stub.next.load(Ordering::Acquire, pin);
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
@@ -231,6 +249,7 @@ pub(super) fn try_append<'g>(
                 match other.presence() {
                     // A tentative link (necessarily last) may be committed by the time our CAS
                     // lands: count it as ahead, so `eligible` can only err on the safe side.
+                    Presence::Undecided if cfg!(kds_bug = "undecided_not_ahead") => {}
                     Presence::Live | Presence::Undecided => {
                         any_ahead = true;
                         exclusive_ahead |= node.exclusive;
@@ -243,7 +262,7 @@ pub(super) fn try_append<'g>(
         }
         // `pred` is the last node; `cur` is its (null) next, with its MARK.
         if let Some(other) = pred.request() {
-            if !ptr::eq(other, req) && other.is_undecided() {
+            if !ptr::eq(other, req) && other.is_undecided() && !cfg!(kds_bug = "skip_help") {
                 return Tail::Blocked(other);
             }
         }

@@ -1,0 +1,280 @@
+//! Loom models of the lock-free engine's protocol steps (spec rules 1-9).
+//!
+//! Run: `bash .ci/loom.sh` (or `RUSTFLAGS="--cfg kds_loom --cfg crossbeam_loom"
+//! LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_engine`).
+//! Each model is shown able to fail by a known bug injected with `--cfg kds_bug="..."`;
+//! `docs/verification.md` records which model catches which bug.
+#![cfg(kds_loom)]
+
+use kds::{Dispatch, Guard, Interrupt, Locked, Resource, ResourceSet};
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::Mutex;
+use loom::thread;
+use std::sync::Arc;
+
+/// Holds the guards that direct callbacks received, and counts grants per request.
+#[derive(Default)]
+struct Held {
+    guards: Mutex<Vec<Guard>>,
+    grants: AtomicUsize,
+}
+
+impl Held {
+    /// An async request whose direct callback keeps its guard in `self`.
+    fn request(self: &Arc<Self>, set: ResourceSet) -> kds::Pending {
+        let me = self.clone();
+        set.on_grant(Dispatch::Direct, move |g| {
+            me.grants.fetch_add(1, SeqCst);
+            me.guards.lock().unwrap().push(g);
+        })
+        .expect("request refused")
+    }
+
+    fn grants(&self) -> usize {
+        self.grants.load(SeqCst)
+    }
+
+    fn release_all(&self) {
+        let guards: Vec<Guard> = self.guards.lock().unwrap().drain(..).collect();
+        drop(guards);
+    }
+}
+
+/// Runs `body` under loom on a spawned thread, then collects the epoch garbage there: the
+/// engine then never touches crossbeam-epoch's per-thread handle from the model's main
+/// thread or during loom's teardown of its lazy statics, which loom forbids.
+fn model<F: Fn() + Send + Sync + 'static>(body: F) {
+    let body = Arc::new(body);
+    loom::model(move || {
+        let body = body.clone();
+        thread::spawn(move || {
+            body();
+            for _ in 0..6 {
+                crossbeam_epoch::pin().flush();
+            }
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+fn free(r: &Resource) -> bool {
+    ResourceSet::new().exclusive(r).try_acquire().is_ok()
+}
+
+/// Rule 1: two sets crossing two resources, enqueued concurrently in opposite orders: both
+/// are granted (one after the other), no deadlock, never both at once.
+#[test]
+fn crossing_sets_both_granted() {
+    model(|| {
+        let (a, b) = (Resource::new(), Resource::new());
+        let (h1, h2) = (Arc::new(Held::default()), Arc::new(Held::default()));
+        let t = {
+            let (a, b, h1) = (a.clone(), b.clone(), h1.clone());
+            thread::spawn(move || h1.request(ResourceSet::new().exclusive(&a).exclusive(&b)))
+        };
+        let _p2 = h2.request(ResourceSet::new().exclusive(&b).exclusive(&a));
+        let _p1 = t.join().unwrap();
+        // Exactly one holds both now; releasing it grants the other.
+        assert_eq!(h1.grants() + h2.grants(), 1, "both or neither granted");
+        h1.release_all();
+        h2.release_all();
+        assert_eq!(h1.grants() + h2.grants(), 2);
+        h1.release_all();
+        h2.release_all();
+        assert!(free(&a) && free(&b));
+    });
+}
+
+/// Rule 3: an enqueue racing the release that frees its resource is granted.
+#[test]
+fn enqueue_racing_release_no_lost_wakeup() {
+    model(|| {
+        let (a, b) = (Resource::new(), Resource::new());
+        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let held = Arc::new(Held::default());
+        let t = thread::spawn(move || drop(hold));
+        let _p = held.request(ResourceSet::new().exclusive(&a).shared(&b));
+        t.join().unwrap();
+        assert_eq!(held.grants(), 1, "lost wake-up: free set not granted");
+        held.release_all();
+        assert!(free(&a) && free(&b));
+    });
+}
+
+/// Rule 5: cancel racing the grant: exactly one of "cancelled" and "callback ran", and
+/// nothing left queued.
+#[test]
+fn cancel_racing_grant_exactly_once() {
+    model(|| {
+        let a = Resource::new();
+        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let held = Arc::new(Held::default());
+        let p = held.request(ResourceSet::new().exclusive(&a));
+        let t = thread::spawn(move || drop(hold));
+        let cancelled = p.cancel();
+        t.join().unwrap();
+        assert_eq!(
+            held.grants(),
+            usize::from(!cancelled),
+            "cancelled={cancelled}"
+        );
+        held.release_all();
+        assert!(free(&a));
+    });
+}
+
+/// Rule 7: an interrupted wait racing the grant returns either the guard or the error,
+/// never both, and leaves nothing queued.
+#[test]
+fn interrupt_racing_grant() {
+    model(|| {
+        let a = Resource::new();
+        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let int = Interrupt::new();
+        let waiter = {
+            let (a, int) = (a.clone(), int.clone());
+            thread::spawn(move || {
+                ResourceSet::new()
+                    .exclusive(&a)
+                    .wait_interruptible(None, &int)
+            })
+        };
+        int.interrupt();
+        drop(hold);
+        match waiter.join().unwrap() {
+            Ok(g) => drop(g),
+            Err(e) => assert_eq!(e, kds::Error::Interrupted),
+        }
+        assert!(free(&a));
+    });
+}
+
+/// Rules 2 and 3: two shared holders release concurrently; the exclusive set queued behind
+/// them is granted exactly once, after both.
+#[test]
+fn shared_shared_exclusive_handoff() {
+    model(|| {
+        let a = Resource::new();
+        let s1 = ResourceSet::new().shared(&a).try_acquire().unwrap();
+        let s2 = ResourceSet::new().shared(&a).try_acquire().unwrap();
+        let held = Arc::new(Held::default());
+        let _p = held.request(ResourceSet::new().exclusive(&a));
+        assert_eq!(held.grants(), 0);
+        let t = thread::spawn(move || drop(s1));
+        drop(s2);
+        t.join().unwrap();
+        assert_eq!(held.grants(), 1);
+        held.release_all();
+        assert!(free(&a));
+    });
+}
+
+/// Rule 3's own example: shared S1 held, exclusive E pending, shared S2 enqueued while E is
+/// cancelled: S2 must be granted once E is gone.
+#[test]
+fn cancel_exclusive_between_shared() {
+    model(|| {
+        let a = Resource::new();
+        let s1 = ResourceSet::new().shared(&a).try_acquire().unwrap();
+        let e_held = Arc::new(Held::default());
+        let e = e_held.request(ResourceSet::new().exclusive(&a));
+        let s2_held = Arc::new(Held::default());
+        let t = {
+            let (a, s2_held) = (a.clone(), s2_held.clone());
+            thread::spawn(move || s2_held.request(ResourceSet::new().shared(&a)))
+        };
+        assert!(e.cancel());
+        let _s2 = t.join().unwrap();
+        assert_eq!(s2_held.grants(), 1, "S2 not granted after E was cancelled");
+        assert_eq!(e_held.grants(), 0);
+        drop(s1);
+        s2_held.release_all();
+        assert!(free(&a));
+    });
+}
+
+/// Rule 8, Ignore: an async Ignore set on a sync-held resource is granted by the time its
+/// request returns, even while the sync holder releases concurrently; exactly once; and a
+/// set enqueued after it waits behind it.
+#[test]
+fn ignore_policy_with_concurrent_sync_release() {
+    model(|| {
+        let a = Resource::new();
+        let sync = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let held = Arc::new(Held::default());
+        let t = {
+            let (a, held) = (a.clone(), held.clone());
+            thread::spawn(move || {
+                let p = held.request(ResourceSet::new().exclusive(&a).locked(Locked::Ignore));
+                assert!(
+                    p.is_granted(),
+                    "Ignore set waited for a sync-locked resource"
+                );
+            })
+        };
+        drop(sync);
+        t.join().unwrap();
+        assert_eq!(held.grants(), 1);
+        assert!(!free(&a), "the Ignore link must stay in the queue");
+        held.release_all();
+        assert!(free(&a));
+    });
+}
+
+/// A one-link exclusive set appended while a two-resource set is still tentative on the same
+/// resource: never both granted (the early-grant path must count a tentative link as ahead).
+#[test]
+fn single_link_vs_tentative_multi_link() {
+    model(|| {
+        let (r, s) = (Resource::new(), Resource::new());
+        let h1 = Arc::new(Held::default());
+        let h2 = Arc::new(Held::default());
+        let t = {
+            let (r, s, h1) = (r.clone(), s.clone(), h1.clone());
+            thread::spawn(move || h1.request(ResourceSet::new().exclusive(&r).exclusive(&s)))
+        };
+        let _q = h2.request(ResourceSet::new().exclusive(&r));
+        let _x = t.join().unwrap();
+        assert_eq!(
+            h1.grants() + h2.grants(),
+            1,
+            "two exclusive holders of one resource"
+        );
+        h1.release_all();
+        h2.release_all();
+        h1.release_all();
+        h2.release_all();
+        assert!(free(&r) && free(&s));
+    });
+}
+
+/// A future granted on one thread while it is dropped on another: the set ends up either
+/// cancelled or released, never held by nobody.
+#[test]
+fn future_woken_and_dropped_concurrently() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct CountWaker(AtomicUsize);
+    impl Wake for CountWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    model(|| {
+        let a = Resource::new();
+        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let counter = Arc::new(CountWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut fut = Box::pin(ResourceSet::new().exclusive(&a).acquire());
+        assert!(matches!(
+            fut.as_mut().poll(&mut Context::from_waker(&waker)),
+            Poll::Pending
+        ));
+        let t = thread::spawn(move || drop(hold));
+        drop(fut);
+        t.join().unwrap();
+        assert!(counter.0.load(SeqCst) <= 1);
+        assert!(free(&a), "dropped future left its set queued or held");
+    });
+}
