@@ -394,8 +394,8 @@ pub(super) enum Presence {
 pub(super) fn retire(link: &Link, pin: &Pin) {
     let req = link.request().expect("only the stub has no request");
     if req.unlinked_one() {
-        let ptr = QueueRef(req as *const Request);
-        pin.defer(move || ptr.release());
+        let queue_ref = req.queue_ref();
+        pin.defer(move || queue_ref.release());
     }
 }
 
@@ -409,8 +409,9 @@ unsafe impl Send for QueueRef {}
 impl QueueRef {
     /// Drops the reference.
     fn release(self) {
-        // SAFETY: `self.0` came from `Arc::into_raw` in `Request::take_queue_ref`, and this is
-        // the one place that count is given back (once: the last link's `retire`).
+        // SAFETY: `self.0` is the request's `this` (its address with the allocation's
+        // provenance); `Request::take_queue_ref` leaked one strong count for the queues, and
+        // this is the one place that count is given back (once: the last link's `retire`).
         drop(unsafe { Arc::from_raw(self.0) });
     }
 }

@@ -41,6 +41,10 @@ const _: () = assert!(crate::set::MAX_SET_LEN <= COUNT);
 
 /// One set's request.
 pub struct Request {
+    /// This request's own address, with the provenance of its `Arc` allocation (from
+    /// `Weak::as_ptr`), for rebuilding an `Arc` from `&self`: a pointer derived from a shared
+    /// reference may not be used to free the allocation.
+    this: *const Request,
     /// See the module docs.
     state: AtomicUsize,
     /// Links still physically in a queue; the engine's `QueueRef` is dropped when it hits 0.
@@ -52,6 +56,12 @@ pub struct Request {
     pub(super) links: SmallVec<[Link; 4]>,
     waiter: Waiter<LockFree>,
 }
+
+// SAFETY: `this` is only an address of this very request (used to rebuild an `Arc` to it);
+// every other field is Send + Sync (links: see their impls; the waiter is Sync).
+unsafe impl Send for Request {}
+// SAFETY: as for Send: `this` is never written after construction.
+unsafe impl Sync for Request {}
 
 impl Request {
     /// Builds the request: one allocation (plus one for the links if there are more than 4).
@@ -70,6 +80,7 @@ impl Request {
             UNDECIDED
         };
         Arc::new_cyclic(|me| Request {
+            this: me.as_ptr(),
             state: AtomicUsize::new(phase | k),
             links_in_queue: AtomicUsize::new(k),
             resources_dropped: AtomicBool::new(false),
@@ -257,13 +268,13 @@ impl Request {
 
     /// Queues the delivery of this request's grant on this thread.
     pub(super) fn push_grant(&self) {
-        let ptr: *const Request = self;
-        // SAFETY: `self` is alive and owned by at least one `Arc` (the owner's, or the
-        // engine's `QueueRef` while a link is queued; it is released only after the pin that
-        // reached this request ends), so adding a strong count is sound.
+        // SAFETY: `this` points to this request inside its `Arc` allocation, which is alive and
+        // owned by at least one `Arc` (the owner's, or the engine's `QueueRef` while a link is
+        // queued; that one is released only after the pin that reached this request ends), so
+        // adding a strong count and taking it as an `Arc` is sound.
         let arc = unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
+            Arc::increment_strong_count(self.this);
+            Arc::from_raw(self.this)
         };
         delivery::push(arc as Arc<dyn Deliver>);
     }
@@ -313,9 +324,15 @@ impl Request {
         !link.next.fetch_or(MARK, Ordering::AcqRel, pin).is_null()
     }
 
-    /// Hands one strong count of `self` to the queues (released by the last `retire`).
+    /// Hands one strong count of `self` to the queues (released by the last `retire`, which
+    /// rebuilds it from `this`).
     pub(super) fn take_queue_ref(self: &Arc<Self>) {
-        let _ = QueueRef(Arc::into_raw(Arc::clone(self)));
+        let _ = Arc::into_raw(Arc::clone(self));
+    }
+
+    /// The engine's queue reference, for `retire` to give back.
+    pub(super) fn queue_ref(&self) -> QueueRef {
+        QueueRef(self.this)
     }
 
     /// One of our links left its queue for good; `true` if it was the last.
