@@ -52,7 +52,7 @@ pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
     };
     if phase == FAILED {
         for link in &req.links {
-            req.mark_removed(link, pin);
+            req.mark_removed(link);
         }
         return false;
     }

@@ -54,27 +54,25 @@ impl Engine for LockFree {
             return Ok(Enqueued::GrantedNow);
         }
         if req.phase() == request::FAILED {
-            req.drop_resources_when_safe(pin);
+            req.drop_resources_later(pin);
             return Err(Error::Busy);
         }
         Ok(Enqueued::Queued)
     }
 
     fn release(req: &Arc<Request>) {
-        let pin = &epoch::pin();
         if !req.decided_by_append() {
             // One link needs no release bit: its mark alone removes it at once.
             req.set_released();
         }
-        remove(req, pin);
+        remove(req);
     }
 
     fn cancel(req: &Arc<Request>) -> bool {
         if !req.try_cancel() {
             return false;
         }
-        let pin = &epoch::pin();
-        remove(req, pin);
+        remove(req);
         true
     }
 
@@ -105,14 +103,24 @@ pub(super) const MEET: Ordering = if cfg!(kds_bug = "relaxed_changes") {
 
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
 /// queue where something waits behind them (rules 3 and 6).
-fn remove(req: &Arc<Request>, pin: &epoch::Guard) {
+///
+/// Pins only when it must walk a queue or defer a free: releasing a one-link set with nothing
+/// queued behind it, the common uncontended case, reads no other node and frees nothing
+/// shared, so it costs one `fetch_or` and no pin.
+fn remove(req: &Arc<Request>) {
+    let mut pin = None;
     for link in &req.links {
-        if req.mark_removed(link, pin) && !cfg!(kds_bug = "skip_release_scan") {
+        if req.mark_removed(link) && !cfg!(kds_bug = "skip_release_scan") {
+            let pin = pin.get_or_insert_with(epoch::pin);
             let core = link.core(pin);
             // AcqRel: meet racing enqueues and removals on this word (see `Core::changes`).
             core.changes.fetch_add(1, MEET);
             queue::scan(core, pin);
         }
     }
-    req.drop_resources_when_safe(pin);
+    if req.decided_by_append() {
+        req.drop_resources();
+    } else {
+        req.drop_resources_later(pin.get_or_insert_with(epoch::pin));
+    }
 }

@@ -319,9 +319,15 @@ impl Request {
     /// Marks `link` removed (logical deletion, so scans can unlink it). `true` if a link was
     /// queued behind it: its queue must be rescanned. If nothing was behind it, any later
     /// append sees the mark (its CAS reads this RMW's value), so no rescan is needed.
-    pub(super) fn mark_removed(&self, link: &Link, pin: &Pin) -> bool {
+    pub(super) fn mark_removed(&self, link: &Link) -> bool {
+        // SAFETY: the unprotected guard only scopes the returned pointer, which is compared
+        // with null and never dereferenced.
+        let unpinned = unsafe { crate::sync::epoch::unprotected() };
         // AcqRel: one RMW on the word appenders CAS; see the doc comment.
-        !link.next.fetch_or(MARK, Ordering::AcqRel, pin).is_null()
+        !link
+            .next
+            .fetch_or(MARK, Ordering::AcqRel, unpinned)
+            .is_null()
     }
 
     /// Hands one strong count of `self` to the queues (released by the last `retire`, which
@@ -359,16 +365,12 @@ impl Request {
         }
     }
 
-    /// Gives the resources back once no helper can still read them: at once for a request
-    /// that was never tentative (nobody but its owner ever reads its `link.core`), else once
-    /// every thread pinned now has unpinned.
-    pub(super) fn drop_resources_when_safe(self: &Arc<Self>, pin: &Pin) {
-        if self.decided_by_append() {
-            self.drop_resources();
-        } else {
-            let me = Arc::clone(self);
-            pin.defer(move || me.drop_resources());
-        }
+    /// Gives the resources back once every thread pinned now has unpinned: a helper that saw
+    /// this request tentative may still read its `link.core`. (A request that was never
+    /// tentative, `decided_by_append`, is read by its owner only and drops them at once.)
+    pub(super) fn drop_resources_later(self: &Arc<Self>, pin: &Pin) {
+        let me = Arc::clone(self);
+        pin.defer(move || me.drop_resources());
     }
 }
 
