@@ -237,7 +237,6 @@ pub(super) fn try_append<'g>(
             if next.tag() & MARK != 0 && !next.is_null() {
                 match unlink(pred, cur, next, pin) {
                     Some(succ) => {
-                        retire(node, pin);
                         cur = succ;
                         continue;
                     }
@@ -295,9 +294,9 @@ pub(super) fn try_append<'g>(
     }
 }
 
-/// Unlinks the removed node `cur` (whose `next` is `next`, marked and non-null) from `pred`.
-/// `Some(successor)` on success; `None` if `pred` changed (it was removed or unlinked, or its
-/// successor changed): restart from the stub.
+/// Unlinks the removed node `cur` (whose `next` is `next`, marked and non-null) from `pred`
+/// and retires it. `Some(successor)` on success; `None` if `pred` changed (it was removed or
+/// unlinked, or its successor changed): restart from the stub.
 fn unlink<'g>(
     pred: &Link,
     cur: Shared<'g, Link>,
@@ -315,8 +314,10 @@ fn unlink<'g>(
             Ordering::Acquire,
             pin,
         )
-        .ok()
-        .map(|_| succ)
+        .ok()?;
+    // SAFETY: `cur` was reached from the stub while pinned, so it is alive (see `retire`).
+    retire(unsafe { cur.deref() }, pin);
+    Some(succ)
 }
 
 /// Re-applies the trigger rule (spec rule 2) to `core`'s queue: triggers every link that may
@@ -338,7 +339,6 @@ pub(super) fn scan(core: &Core, pin: &Pin) {
                 }
                 match unlink(pred, cur, next, pin) {
                     Some(succ) => {
-                        retire(node, pin);
                         cur = succ;
                         continue;
                     }
