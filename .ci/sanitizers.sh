@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The behaviour suite (both engines) under AddressSanitizer (with LeakSanitizer) and
+# ThreadSanitizer. Nightly only; ThreadSanitizer also rebuilds std instrumented (rust-src).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup component add rust-src --toolchain nightly
+target=x86_64-unknown-linux-gnu
+
+echo "=== AddressSanitizer + LeakSanitizer"
+RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
+    CARGO_TARGET_DIR=target/asan cargo +nightly test --target "$target" --test behaviour
+
+echo "=== ThreadSanitizer"
+# crossbeam_sanitize: crossbeam-epoch's own switch for sanitizer runs (smaller bags, eager
+# collection), so reclamation races are more likely to show.
+RUSTFLAGS="-Zsanitizer=thread --cfg crossbeam_sanitize" RUSTDOCFLAGS="-Zsanitizer=thread" \
+    TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}" \
+    CARGO_TARGET_DIR=target/tsan cargo +nightly test -Zbuild-std --target "$target" --test behaviour
