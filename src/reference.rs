@@ -277,8 +277,8 @@ impl Engine for Reference {
 
     fn cancel(req: &Arc<Request>) -> bool {
         let mut reg = lock();
+        // Relaxed: `granted` is written under this same lock.
         if req.granted.load(Ordering::Relaxed) {
-            // Relaxed: `granted` is written under this same lock.
             return false;
         }
         let ours = reg.remove(req);
@@ -288,6 +288,7 @@ impl Engine for Reference {
     }
 
     fn is_granted(req: &Request) -> bool {
+        // Acquire: pairs with the Release store in `mark_granted`.
         req.granted.load(Ordering::Acquire)
     }
 

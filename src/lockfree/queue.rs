@@ -140,6 +140,7 @@ impl Drop for Core {
         // SAFETY: loom models only (see above): no other thread can reach these links.
         #[cfg(kds_loom)]
         let pin = unsafe { crate::sync::epoch::unprotected() };
+        // Acquire: see the fields of the node this points to (published by its append).
         let mut cur = self.stub.next.load(Ordering::Acquire, pin);
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
@@ -153,6 +154,7 @@ impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pin = &crate::sync::epoch::pin();
         let (mut live, mut removed) = (0usize, 0usize);
+        // Acquire: see the fields of the node this points to (published by its append).
         let mut cur = self.stub.next.load(Ordering::Acquire, pin);
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
@@ -174,12 +176,14 @@ impl fmt::Debug for Core {
 /// is sync-locked). Called while `link` is tentative, so it is last and nothing can enter
 /// ahead of it: the answer can only go from `true` to `false` over time.
 pub(super) fn sync_link_ahead(link: &Link, pin: &Pin) -> bool {
+    // Acquire: see the fields of the node this points to (published by its append).
     let mut cur = link.core(pin).stub.next.load(Ordering::Acquire, pin);
     // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
     while let Some(node) = unsafe { cur.as_ref() } {
         if ptr::eq(node, link) {
             return false;
         }
+        // Acquire: see the fields of the node this points to (published by its append).
         let next = node.next.load(Ordering::Acquire, pin);
         if next.tag() & MARK == 0 {
             let other = node.request().expect("only the stub has no request");
@@ -233,6 +237,7 @@ pub(super) fn try_append<'g>(
             if ptr::eq(node, link) {
                 return Tail::Installed;
             }
+            // Acquire: see the fields of the node this points to (published by its append).
             let next = node.next.load(Ordering::Acquire, pin);
             if next.tag() & MARK != 0 && !next.is_null() {
                 match unlink(pred, cur, next, pin) {
@@ -327,11 +332,13 @@ fn unlink<'g>(
 pub(super) fn scan(core: &Core, pin: &Pin) {
     'restart: loop {
         let mut pred: &Link = &core.stub;
+        // Acquire: see the fields of the node this points to (published by its append).
         let mut cur = pred.next.load(Ordering::Acquire, pin);
         let mut any_ahead = false;
         let mut exclusive_ahead = false;
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
+            // Acquire: see the fields of the node this points to (published by its append).
             let next = node.next.load(Ordering::Acquire, pin);
             if next.tag() & MARK != 0 {
                 if next.is_null() {

@@ -92,7 +92,8 @@ impl Request {
                     let core = Arc::into_raw(Arc::clone(core));
                     let link = Link::new(me.as_ptr(), core, *access == Access::Exclusive);
                     if phase & PHASE == COMMITTED {
-                        // Never tentative: no early trigger to settle.
+                        // Never tentative: no early trigger to settle. Relaxed: not yet
+                        // published (the append CAS publishes it).
                         link.trig.store(TRIG_SEALED, Ordering::Relaxed);
                     }
                     link
