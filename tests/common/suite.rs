@@ -734,6 +734,20 @@ fn rule11_empty_set_is_granted_at_once() {
     drop(futures_executor::block_on(set.acquire()).unwrap());
 }
 
+#[test]
+#[cfg_attr(miri, ignore = "creates 65 537 resources")]
+fn rule11_too_large_a_set_is_refused_with_bad_set() {
+    let r = res(kds::MAX_SET_LEN + 1);
+    let set = r.iter().fold(ResourceSet::new(), |s, x| s.exclusive(x));
+    assert_eq!(set.len(), kds::MAX_SET_LEN + 1);
+    assert!(matches!(set.wait(), Err(Error::BadSet(_))));
+    assert!(matches!(set.try_acquire(), Err(Error::BadSet(_))));
+    assert!(matches!(Slot::try_new(&set).err(), Some(Error::BadSet(_))));
+    assert!(matches!(futures_executor::block_on(set.acquire()), Err(Error::BadSet(_))));
+    // Nothing was queued.
+    assert!(is_free(&r[0]) && is_free(&r[kds::MAX_SET_LEN]));
+}
+
 // ---- Futures ----
 
 #[test]
