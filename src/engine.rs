@@ -46,7 +46,7 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// Short name used in reports and `Debug` output.
     const NAME: &'static str;
 
-    /// Builds a request for `entries` (sorted by core address, no duplicates): the only heap
+    /// Builds a request for `entries` (sorted by `order_key`, no duplicates): the only heap
     /// allocation of a request. Enqueues nothing.
     fn new_request(
         entries: &[Entry<Self>],

@@ -280,11 +280,6 @@ impl Request {
         delivery::push(arc as Arc<dyn Deliver>);
     }
 
-    /// Grants an empty set (no links) on enqueue: it was created `GRANTED`.
-    pub(super) fn grant_empty(&self) {
-        debug_assert!(self.links.is_empty() && self.is_granted());
-    }
-
     /// Cancels unless granted: `true` if cancelled now.
     pub(super) fn try_cancel(&self) -> bool {
         let mut state = self.load();
