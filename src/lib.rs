@@ -54,6 +54,8 @@ mod delivery;
 mod engine;
 mod error;
 mod future;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod guard;
 mod interrupt;
 mod lockfree;

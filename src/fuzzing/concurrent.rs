@@ -1,0 +1,382 @@
+//! The concurrent check: a decoded [`Workload`] runs on 2–4 threads against both engines in
+//! turn, with every way of requesting a set (blocking, timed, interruptible and non-blocking
+//! waits, direct, worker and pool callbacks, cancellations racing grants, futures) and every
+//! locked policy. Invariants checked while it runs and at the end:
+//!
+//! - mutual exclusion: shadow counters per resource, entered on every grant (sets with
+//!   `Locked::Ignore`, which may overlap the sync sets ahead of them by design, are left out);
+//! - exactly once: a callback whose `cancel` returned `true` never runs, one whose `cancel`
+//!   returned `false` runs, and every callback that was not cancelled runs once;
+//! - no stall: every callback has run within [`STALL`] of the threads finishing, and the
+//!   threads finish within [`STALL`] (otherwise the queues are dumped and the process aborts,
+//!   which a fuzzer reports as a crash);
+//! - everything is free at the end: all resources can be taken exclusively at once.
+
+use super::differential::Policy;
+use crate::engine::Engine;
+use crate::generic::{Guard, Resource, ResourceSet};
+use crate::reference::Reference;
+use crate::{Access, Dispatch, Error, Interrupt, LockFree, Locked, Worker};
+use arbitrary::Arbitrary;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Threads used: 2 to this many.
+pub const MAX_THREADS: usize = 4;
+/// Steps per thread, at most.
+pub const MAX_STEPS: usize = 12;
+/// Resources, at most.
+pub const MAX_RESOURCES: usize = 8;
+/// How long a workload may take to finish, and its callbacks to run, before it is a stall.
+pub const STALL: Duration = Duration::from_secs(20);
+
+/// A decoded fuzz input for the concurrent check.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct Workload {
+    /// Number of resources (1 to `MAX_RESOURCES`).
+    pub resources: u8,
+    /// Steps of each thread (2 to `MAX_THREADS` threads; missing ones are empty).
+    pub threads: Vec<Vec<Step>>,
+}
+
+impl Workload {
+    /// Decodes a workload: resource and thread counts, then (thread, step) pairs until the
+    /// bytes run out. `None` only for an input too short for the header.
+    pub fn decode(bytes: &[u8]) -> Option<Workload> {
+        let mut u = arbitrary::Unstructured::new(bytes);
+        let resources: u8 = u.arbitrary().ok()?;
+        let threads = 2 + u.arbitrary::<u8>().ok()? as usize % (MAX_THREADS - 1);
+        let mut steps = vec![Vec::new(); threads];
+        while !u.is_empty() {
+            let Ok((t, step)) = u.arbitrary::<(u8, Step)>() else {
+                break;
+            };
+            if steps[t as usize % threads].len() < MAX_STEPS {
+                steps[t as usize % threads].push(step);
+            }
+        }
+        Some(Workload {
+            resources,
+            threads: steps,
+        })
+    }
+}
+
+/// One request made by a thread, used for a while and released.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct Step {
+    /// How the set is requested.
+    pub how: ConcHow,
+    /// Locked policy of async requests.
+    pub policy: Policy,
+    /// (resource index, exclusive), duplicates allowed.
+    pub entries: Vec<(u8, bool)>,
+    /// How long the set is held, in spin-loop rounds (>= 200 also yields).
+    pub hold: u8,
+}
+
+/// How a thread requests a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum ConcHow {
+    /// `wait()`.
+    Wait,
+    /// `wait_timeout(hold µs)`.
+    WaitTimeout,
+    /// `wait_interruptible(1 ms)`, interrupted by other threads' `FireInterrupt`.
+    WaitInterruptible,
+    /// `try_acquire()`.
+    Try,
+    /// `on_grant(Dispatch::Direct)`.
+    Direct,
+    /// `on_grant(Dispatch::Worker)`.
+    Worker,
+    /// `on_grant(Dispatch::Pool)`.
+    Pool,
+    /// `on_grant(Dispatch::Direct)` and `cancel()` at once, racing the grant.
+    DirectCancelled,
+    /// `on_grant(Dispatch::Worker)` and `cancel()` at once, racing the grant.
+    WorkerCancelled,
+    /// `acquire()`, driven by a parking `block_on`.
+    Future,
+    /// Fire the shared interrupt (and clear it again).
+    FireInterrupt,
+}
+
+/// Runs `workload` on the lock-free engine, then on the reference; panics with a report on
+/// any broken invariant. The `concurrent` fuzz target calls this.
+pub fn run(workload: &Workload) {
+    for result in [run_on::<LockFree>(workload), run_on::<Reference>(workload)] {
+        if let Err(e) = result {
+            panic!("concurrent check failed: {e}\nworkload: {workload:#?}");
+        }
+    }
+}
+
+struct Shared<E: Engine> {
+    resources: Vec<Resource<E>>,
+    shadow: Vec<AtomicIsize>,
+    violations: Mutex<Vec<String>>,
+    expected_callbacks: AtomicUsize,
+    ran_callbacks: AtomicUsize,
+    interrupt: Interrupt,
+}
+
+impl<E: Engine> Shared<E> {
+    fn violation(&self, what: String) {
+        self.violations.lock().unwrap().push(what);
+    }
+
+    /// Holds a granted set for `hold` rounds inside the shadow counters.
+    fn use_set(&self, entries: &[(usize, bool)], ignore: bool, hold: u8) {
+        let check = !ignore;
+        if check {
+            for &(r, x) in entries {
+                if x {
+                    let was = self.shadow[r].swap(-1, SeqCst);
+                    if was != 0 {
+                        self.violation(format!("exclusive grant of resource {r} held ({was})"));
+                    }
+                } else if self.shadow[r].fetch_add(1, SeqCst) < 0 {
+                    self.violation(format!("shared grant of resource {r} held exclusively"));
+                }
+            }
+        }
+        for _ in 0..hold % 64 {
+            std::hint::spin_loop();
+        }
+        if hold >= 200 {
+            thread::yield_now();
+        }
+        if check {
+            for &(r, x) in entries {
+                if x {
+                    self.shadow[r].store(0, SeqCst);
+                } else {
+                    self.shadow[r].fetch_sub(1, SeqCst);
+                }
+            }
+        }
+    }
+}
+
+/// The entries of `step`, merged as the set merges them (exclusive wins).
+fn entries(step: &Step, resources: usize) -> Vec<(usize, bool)> {
+    let mut merged: Vec<(usize, bool)> = Vec::new();
+    for &(r, x) in step.entries.iter().take(8) {
+        let r = r as usize % resources;
+        match merged.iter_mut().find(|(m, _)| *m == r) {
+            Some(m) => m.1 |= x,
+            None => merged.push((r, x)),
+        }
+    }
+    merged
+}
+
+fn worker() -> Worker {
+    static WORKER: OnceLock<Worker> = OnceLock::new();
+    WORKER
+        .get_or_init(|| Worker::spawn("kds-fuzz-worker").expect("spawn the fuzz worker"))
+        .clone()
+}
+
+struct ThreadWaker(thread::Thread);
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
+    let entries = entries(step, sh.resources.len());
+    let mut set = ResourceSet::<E>::new().locked(step.policy.into());
+    for &(r, x) in &entries {
+        let access = if x { Access::Exclusive } else { Access::Shared };
+        set = set.access(&sh.resources[r], access);
+    }
+    let ignore = Locked::from(step.policy) == Locked::Ignore;
+    let hold = step.hold;
+    let blocking = |r: Result<Guard<E>, Error>, allowed: &[Error]| match r {
+        Ok(g) => {
+            // Sync sets always wait (rule 8): check them whatever their policy field says.
+            sh.use_set(&entries, false, hold);
+            drop(g);
+        }
+        Err(e) if allowed.contains(&e) => {}
+        Err(e) => sh.violation(format!("{:?} returned {e}", step.how)),
+    };
+    match step.how {
+        ConcHow::Wait => blocking(set.wait(), &[]),
+        ConcHow::WaitTimeout => blocking(
+            set.wait_timeout(Duration::from_micros(hold.into())),
+            &[Error::Timeout],
+        ),
+        ConcHow::WaitInterruptible => blocking(
+            set.wait_interruptible(Some(Duration::from_millis(1)), &sh.interrupt),
+            &[Error::Timeout, Error::Interrupted],
+        ),
+        ConcHow::Try => blocking(set.try_acquire(), &[Error::WouldBlock]),
+        ConcHow::FireInterrupt => {
+            sh.interrupt.interrupt();
+            thread::yield_now();
+            sh.interrupt.clear();
+        }
+        ConcHow::Future => match block_on(set.acquire()) {
+            Ok(g) => {
+                sh.use_set(&entries, ignore, hold);
+                drop(g);
+            }
+            Err(Error::Busy) if Locked::from(step.policy) == Locked::Fail => {}
+            Err(e) => sh.violation(format!("future returned {e}")),
+        },
+        ConcHow::Direct
+        | ConcHow::Worker
+        | ConcHow::Pool
+        | ConcHow::DirectCancelled
+        | ConcHow::WorkerCancelled => {
+            let dispatch = match step.how {
+                ConcHow::Direct | ConcHow::DirectCancelled => Dispatch::Direct,
+                ConcHow::Pool => Dispatch::Pool,
+                _ => Dispatch::Worker(worker()),
+            };
+            let cancel = matches!(
+                step.how,
+                ConcHow::DirectCancelled | ConcHow::WorkerCancelled
+            );
+            let ran = Arc::new(AtomicBool::new(false));
+            let cancelled = Arc::new(AtomicBool::new(false));
+            let (sh2, ran2, cancelled2, entries2) = (
+                Arc::clone(sh),
+                Arc::clone(&ran),
+                Arc::clone(&cancelled),
+                entries.clone(),
+            );
+            sh.expected_callbacks.fetch_add(1, SeqCst);
+            let pending = set.on_grant(dispatch, move |g| {
+                if ran2.swap(true, SeqCst) {
+                    sh2.violation("a callback ran twice".into());
+                }
+                if cancelled2.load(SeqCst) {
+                    sh2.violation("a callback ran after cancel() returned true".into());
+                }
+                sh2.use_set(&entries2, ignore, hold);
+                drop(g);
+                sh2.ran_callbacks.fetch_add(1, SeqCst);
+            });
+            match pending {
+                Ok(p) if cancel => {
+                    if p.cancel() {
+                        cancelled.store(true, SeqCst);
+                        if ran.load(SeqCst) {
+                            sh.violation("cancel() returned true after the callback ran".into());
+                        }
+                        sh.expected_callbacks.fetch_sub(1, SeqCst);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    sh.expected_callbacks.fetch_sub(1, SeqCst);
+                    if !(e == Error::Busy && Locked::from(step.policy) == Locked::Fail) {
+                        sh.violation(format!("on_grant returned {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `workload` on engine `E`; `Err` describes the violations.
+pub fn run_on<E: Engine>(workload: &Workload) -> Result<(), String> {
+    let n = (workload.resources as usize % MAX_RESOURCES).max(1);
+    let sh = Arc::new(Shared::<E> {
+        resources: (0..n).map(|_| Resource::new()).collect(),
+        shadow: (0..n).map(|_| AtomicIsize::new(0)).collect(),
+        violations: Mutex::new(Vec::new()),
+        expected_callbacks: AtomicUsize::new(0),
+        ran_callbacks: AtomicUsize::new(0),
+        interrupt: Interrupt::new(),
+    });
+    let threads = workload.threads.len().clamp(2, MAX_THREADS);
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let dump = {
+        let sh = Arc::clone(&sh);
+        move || format!("{}: queues {:#?}", E::NAME, sh.resources)
+    };
+    let watchdog = thread::spawn(move || {
+        if done_rx.recv_timeout(STALL) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!(
+                "STALL: the workload did not finish in {STALL:?}\n{}",
+                dump()
+            );
+            std::process::abort();
+        }
+    });
+    thread::scope(|s| {
+        for t in 0..threads {
+            let steps = workload.threads.get(t).map(Vec::as_slice).unwrap_or(&[]);
+            let sh = &sh;
+            s.spawn(move || {
+                for step in steps.iter().take(MAX_STEPS) {
+                    one_step(sh, step);
+                }
+            });
+        }
+    });
+    // Callbacks queued on the worker or the pool may still be running.
+    let deadline = Instant::now() + STALL;
+    while sh.ran_callbacks.load(SeqCst) != sh.expected_callbacks.load(SeqCst) {
+        if Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_micros(100));
+    }
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    let mut problems = std::mem::take(&mut *sh.violations.lock().unwrap());
+    let (ran, expected) = (
+        sh.ran_callbacks.load(SeqCst),
+        sh.expected_callbacks.load(SeqCst),
+    );
+    if ran != expected {
+        problems.push(format!(
+            "{ran} callbacks ran, {expected} expected; queues {:#?}",
+            sh.resources
+        ));
+    }
+    for (r, c) in sh.shadow.iter().enumerate() {
+        if c.load(SeqCst) != 0 {
+            problems.push(format!("shadow counter of resource {r} not back to 0"));
+        }
+    }
+    let mut all = ResourceSet::<E>::new();
+    for r in &sh.resources {
+        all = all.exclusive(r);
+    }
+    if let Err(e) = all.try_acquire() {
+        problems.push(format!(
+            "resources not free at the end ({e}): {:#?}",
+            sh.resources
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", E::NAME, problems.join("\n")))
+    }
+}

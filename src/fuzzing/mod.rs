@@ -1,0 +1,32 @@
+//! Fuzzing harnesses (feature `fuzzing`): the code behind the `fuzz/` targets, kept in the
+//! crate so the same checks also run on stable inside `cargo test` (`tests/fuzz_harness.rs`)
+//! with inputs from a seeded generator and from the checked-in corpus.
+//!
+//! - [`model`]: a plain executable model of the spec, one `Vec` per queue.
+//! - [`differential`]: one thread, one script, three implementations (lock-free engine, mutex
+//!   reference, model) compared after every step.
+//! - [`concurrent`]: 2–4 threads on each engine, invariants checked with shadow counters.
+//!
+//! Inputs are decoded with [`arbitrary`] (`Script::decode`, `Workload::decode`: a header,
+//! then operations one by one until the bytes run out), so any byte string is an input.
+
+pub mod concurrent;
+pub mod differential;
+pub mod model;
+
+/// Decodes `bytes` as a differential script and runs it (the `differential` target's body);
+/// panics with the step log on any disagreement. Returns what the script exercised.
+pub fn differential_bytes(bytes: &[u8]) -> differential::Coverage {
+    match differential::Script::decode(bytes).map(|s| differential::check(&s)) {
+        None => differential::Coverage::default(),
+        Some(Ok(coverage)) => coverage,
+        Some(Err(report)) => panic!("{report}"),
+    }
+}
+
+/// Decodes `bytes` as a concurrent workload and runs it (the `concurrent` target's body).
+pub fn concurrent_bytes(bytes: &[u8]) {
+    if let Some(workload) = concurrent::Workload::decode(bytes) {
+        concurrent::run(&workload);
+    }
+}
