@@ -1,0 +1,652 @@
+//! `cargo bench`: kds's lock-free engine against the mutex reference and the peers a Rust user
+//! would pick instead, on every workload of issue 4, in one run:
+//!
+//! 1. `uncontended`: acquire + release of k = 1, 2, 4, 8 resources (all exclusive; mixed).
+//! 2. `disjoint`: 1, 2, 4, 8 threads, each on its own two resources.
+//! 3. `contended`: 8 and 64 resources, sets of 2 and 4, 10/50/100 % exclusive, 2 and 8
+//!    threads: throughput, and grant-wait latency p50/p99/max (`target/kds-bench/`).
+//! 4. `handoff`: release on one thread to the start of the next set's use, per waiter kind.
+//! 5. memory: bytes and allocations (a counting allocator; `target/kds-bench/rows.tsv`).
+//! 6. `counters-*`: perf counters per operation on selected workloads (hardware counters
+//!    where exposed, else software task-clock and context switches, said so).
+//!
+//! `KDS_BENCH_QUICK=1` shrinks every measurement (a smoke run, figures meaningless).
+//! `examples/bench_report.rs` turns the results into `docs/benchmarks.md`; `bash
+//! benches/report.sh` runs both.
+
+mod alloc;
+mod peers;
+mod perf;
+mod record;
+
+use criterion::measurement::{Measurement, WallTime};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use kds::reference::Reference;
+use kds::LockFree;
+use peers::{Kds, ParkingLot, Peer, StdRwLock, Tokio};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+type LF = Kds<LockFree>;
+type Ref = Kds<Reference>;
+
+fn quick() -> bool {
+    std::env::var_os("KDS_BENCH_QUICK").is_some()
+}
+
+fn configure<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    if quick() {
+        c.warm_up_time(Duration::from_millis(20))
+            .measurement_time(Duration::from_millis(50))
+            .sample_size(10)
+    } else {
+        c.warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(20)
+    }
+}
+
+/// Measures `f` with `meter` (wall time or a perf counter).
+fn measure<M: Measurement>(meter: &M, f: impl FnOnce()) -> M::Value {
+    let start = meter.start();
+    f();
+    meter.end(start)
+}
+
+/// Small deterministic generator for the workloads' random sets.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. uncontended
+
+fn uncontended_one<P: Peer, M: Measurement>(
+    g: &mut BenchmarkGroup<M>,
+    meter: &M,
+    k: usize,
+    mixed: bool,
+) {
+    let res: Vec<P::Res> = (0..k).map(|_| P::resource()).collect();
+    let entries: Vec<(&P::Res, bool)> = res
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r, !mixed || i % 2 == 0))
+        .collect();
+    let set = P::set(&entries);
+    let param = format!("k={k} {}", if mixed { "mixed" } else { "exclusive" });
+    g.bench_function(BenchmarkId::new(P::NAME, param), |b| {
+        b.iter_custom(|iters| {
+            measure(meter, || {
+                for _ in 0..iters {
+                    P::with(&set, || black_box(()));
+                }
+            })
+        })
+    });
+}
+
+fn uncontended<M: Measurement>(
+    c: &mut Criterion<M>,
+    name: &str,
+    meter: &M,
+    ks: &[usize],
+    mixes: &[bool],
+) {
+    let mut g = c.benchmark_group(name);
+    for &mixed in mixes {
+        for &k in ks {
+            uncontended_one::<LF, M>(&mut g, meter, k, mixed);
+            uncontended_one::<Ref, M>(&mut g, meter, k, mixed);
+            uncontended_one::<ParkingLot, M>(&mut g, meter, k, mixed);
+            uncontended_one::<StdRwLock, M>(&mut g, meter, k, mixed);
+            uncontended_one::<Tokio, M>(&mut g, meter, k, mixed);
+        }
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. disjoint scaling
+
+fn disjoint_one<P: Peer, M: Measurement>(g: &mut BenchmarkGroup<M>, meter: &M, threads: usize) {
+    let sets: Vec<P::Set> = (0..threads)
+        .map(|_| {
+            let (a, b) = (P::resource(), P::resource());
+            P::set(&[(&a, true), (&b, true)])
+        })
+        .collect();
+    g.throughput(Throughput::Elements(threads as u64));
+    g.bench_function(BenchmarkId::new(P::NAME, format!("T={threads}")), |b| {
+        b.iter_custom(|iters| {
+            measure(meter, || {
+                std::thread::scope(|s| {
+                    for set in &sets {
+                        s.spawn(move || {
+                            for _ in 0..iters {
+                                P::with(set, || black_box(()));
+                            }
+                        });
+                    }
+                })
+            })
+        })
+    });
+}
+
+fn disjoint<M: Measurement>(c: &mut Criterion<M>, name: &str, meter: &M, ts: &[usize]) {
+    let mut g = c.benchmark_group(name);
+    for &t in ts {
+        disjoint_one::<LF, M>(&mut g, meter, t);
+        disjoint_one::<Ref, M>(&mut g, meter, t);
+        disjoint_one::<ParkingLot, M>(&mut g, meter, t);
+        disjoint_one::<StdRwLock, M>(&mut g, meter, t);
+        disjoint_one::<Tokio, M>(&mut g, meter, t);
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. contended mixes
+
+#[derive(Clone, Copy)]
+struct Mix {
+    resources: usize,
+    k: usize,
+    exclusive_pct: u64,
+    threads: usize,
+}
+
+impl Mix {
+    fn param(&self) -> String {
+        format!(
+            "R={} k={} x={}% T={}",
+            self.resources, self.k, self.exclusive_pct, self.threads
+        )
+    }
+}
+
+/// Busy work while a set is held (about 100 ns).
+fn hold() {
+    for _ in 0..32 {
+        std::hint::spin_loop();
+    }
+}
+
+fn contended_one<P: Peer, M: Measurement>(
+    g: &mut BenchmarkGroup<M>,
+    meter: &M,
+    mix: Mix,
+    group: &str,
+) {
+    let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
+    let sets = contended_sets::<P>(&res, mix);
+    let id = BenchmarkId::new(P::NAME, mix.param());
+    let lat_id = format!("{group}/{}/{}", P::NAME, mix.param());
+    g.throughput(Throughput::Elements(mix.threads as u64));
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| measure(meter, || contended_run::<P>(&sets, iters, Some(&lat_id))))
+    });
+}
+
+/// Per thread, 256 random sets of `mix.k` distinct resources out of `res`.
+fn contended_sets<P: Peer>(res: &[P::Res], mix: Mix) -> Vec<Vec<P::Set>> {
+    (0..mix.threads)
+        .map(|t| {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
+            (0..256)
+                .map(|_| {
+                    let mut picked: Vec<usize> = Vec::new();
+                    while picked.len() < mix.k {
+                        let r = rng.below(mix.resources as u64) as usize;
+                        if !picked.contains(&r) {
+                            picked.push(r);
+                        }
+                    }
+                    let entries: Vec<(&P::Res, bool)> = picked
+                        .iter()
+                        .map(|&r| (&res[r], rng.below(100) < mix.exclusive_pct))
+                        .collect();
+                    P::set(&entries)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One thread per entry of `sets`, each locking its sets in turn `iters` times; every 8th
+/// grant wait is recorded under `lat_id`.
+fn contended_run<P: Peer>(sets: &[Vec<P::Set>], iters: u64, lat_id: Option<&str>) {
+    let barrier = Barrier::new(sets.len());
+    std::thread::scope(|s| {
+        for mine in sets {
+            let barrier = &barrier;
+            s.spawn(move || {
+                let mut waits = Vec::with_capacity(iters as usize / 8 + 1);
+                barrier.wait();
+                for i in 0..iters as usize {
+                    let set = &mine[i % 256];
+                    if i % 8 == 0 && lat_id.is_some() {
+                        let t0 = Instant::now();
+                        P::with(set, || {
+                            waits.push(t0.elapsed().as_nanos() as u64);
+                            hold();
+                        });
+                    } else {
+                        P::with(set, hold);
+                    }
+                }
+                if let Some(id) = lat_id {
+                    record::latencies(id, &waits);
+                }
+            });
+        }
+    })
+}
+
+fn contended<M: Measurement>(c: &mut Criterion<M>, name: &str, meter: &M, mixes: &[Mix]) {
+    let mut g = c.benchmark_group(name);
+    for &mix in mixes {
+        contended_one::<LF, M>(&mut g, meter, mix, name);
+        contended_one::<Ref, M>(&mut g, meter, mix, name);
+        contended_one::<ParkingLot, M>(&mut g, meter, mix, name);
+        contended_one::<StdRwLock, M>(&mut g, meter, mix, name);
+        contended_one::<Tokio, M>(&mut g, meter, mix, name);
+    }
+    g.finish();
+}
+
+fn all_mixes() -> Vec<Mix> {
+    let mut v = Vec::new();
+    for resources in [8, 64] {
+        for k in [2, 4] {
+            for exclusive_pct in [10, 50, 100] {
+                for threads in [2, 8] {
+                    v.push(Mix {
+                        resources,
+                        k,
+                        exclusive_pct,
+                        threads,
+                    });
+                }
+            }
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. hand-off latency
+
+/// Nanoseconds since a process-wide origin, comparable across threads.
+fn now_ns() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// How long the holder waits after the waiter announced itself, so that the waiter is
+/// queued (and parked, for the blocking kinds) before the release.
+const SETTLE: Duration = Duration::from_micros(50);
+
+fn spin_for(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// A waiter on another thread, blocked by `wait` (sync) or `block_on` (future); the holder
+/// releases at t0, the waiter stamps t1 when its set is granted.
+fn handoff_threaded(
+    g: &mut BenchmarkGroup<WallTime>,
+    peer: &str,
+    kind: &str,
+    hold_then_release: impl Fn(&dyn Fn()) + Sync,
+    wait_then_use: impl Fn(&dyn Fn()) + Sync,
+) {
+    let id = format!("handoff/{peer}/{kind}");
+    g.bench_function(BenchmarkId::new(peer, kind), |b| {
+        b.iter_custom(|iters| {
+            let t0 = AtomicU64::new(0);
+            let ready = AtomicUsize::new(0);
+            let done = AtomicUsize::new(0);
+            let mut lat = Vec::with_capacity(iters as usize);
+            std::thread::scope(|s| {
+                let waiter = s.spawn(|| {
+                    let mut mine = Vec::with_capacity(iters as usize);
+                    for i in 1..=iters as usize {
+                        while ready.load(SeqCst) != i {
+                            std::hint::spin_loop();
+                        }
+                        let t1 = std::cell::Cell::new(0);
+                        wait_then_use(&|| t1.set(now_ns()));
+                        mine.push(t1.get() - t0.load(SeqCst));
+                        done.store(i, SeqCst);
+                    }
+                    mine
+                });
+                for i in 1..=iters as usize {
+                    hold_then_release(&|| {
+                        ready.store(i, SeqCst);
+                        spin_for(SETTLE);
+                        t0.store(now_ns(), SeqCst);
+                    });
+                    while done.load(SeqCst) != i {
+                        std::hint::spin_loop();
+                    }
+                }
+                lat = waiter.join().unwrap();
+            });
+            record::latencies(&id, &lat);
+            Duration::from_nanos(lat.iter().sum())
+        })
+    });
+}
+
+fn handoff_blocking<P: Peer>(g: &mut BenchmarkGroup<WallTime>) {
+    let r = P::resource();
+    let set = P::set(&[(&r, true)]);
+    handoff_threaded(
+        g,
+        P::NAME,
+        "blocking",
+        |before_release| P::with(&set, before_release),
+        |stamp| P::with(&set, stamp),
+    );
+}
+
+fn handoff_future<E: kds::Engine>(g: &mut BenchmarkGroup<WallTime>) {
+    let r = kds::generic::Resource::<E>::new();
+    let set = kds::generic::ResourceSet::new().exclusive(&r);
+    handoff_threaded(
+        g,
+        E::NAME,
+        "future",
+        |before_release| {
+            let guard = set.wait().unwrap();
+            before_release();
+            drop(guard);
+        },
+        |stamp| {
+            let guard = futures_executor::block_on(set.acquire()).unwrap();
+            stamp();
+            drop(guard);
+        },
+    );
+}
+
+fn handoff_future_tokio(g: &mut BenchmarkGroup<WallTime>) {
+    let r = Arc::new(tokio::sync::RwLock::new(()));
+    handoff_threaded(
+        g,
+        Tokio::NAME,
+        "future",
+        |before_release| {
+            let guard = futures_executor::block_on(r.write());
+            before_release();
+            drop(guard);
+        },
+        |stamp| {
+            let guard = futures_executor::block_on(r.write());
+            stamp();
+            drop(guard);
+        },
+    );
+}
+
+/// A callback waiter: registered while the set is held; the release at t0 grants it, and
+/// the callback stamps t1 (inline for direct dispatch, on the worker thread otherwise).
+fn handoff_callback<E: kds::Engine>(
+    g: &mut BenchmarkGroup<WallTime>,
+    worker: Option<&kds::Worker>,
+) {
+    let kind = if worker.is_some() {
+        "worker callback"
+    } else {
+        "direct callback"
+    };
+    let id = format!("handoff/{}/{kind}", E::NAME);
+    let r = kds::generic::Resource::<E>::new();
+    let set = kds::generic::ResourceSet::new().exclusive(&r);
+    g.bench_function(BenchmarkId::new(E::NAME, kind), |b| {
+        b.iter_custom(|iters| {
+            let mut lat = Vec::with_capacity(iters as usize);
+            for _ in 0..iters {
+                let held = set.wait().unwrap();
+                let t0 = Arc::new(AtomicU64::new(0));
+                let t1 = Arc::new(AtomicU64::new(0));
+                let done = Arc::new(AtomicBool::new(false));
+                let (t1c, donec) = (t1.clone(), done.clone());
+                let dispatch = match worker {
+                    Some(w) => kds::Dispatch::Worker(w.clone()),
+                    None => kds::Dispatch::Direct,
+                };
+                let _pending = set
+                    .on_grant(dispatch, move |guard| {
+                        t1c.store(now_ns(), SeqCst);
+                        drop(guard);
+                        donec.store(true, SeqCst);
+                    })
+                    .unwrap();
+                t0.store(now_ns(), SeqCst);
+                drop(held);
+                while !done.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+                lat.push(t1.load(SeqCst) - t0.load(SeqCst));
+            }
+            record::latencies(&id, &lat);
+            Duration::from_nanos(lat.iter().sum())
+        })
+    });
+}
+
+fn handoff(c: &mut Criterion<WallTime>) {
+    let worker = kds::Worker::spawn("kds-bench-worker").expect("worker");
+    let mut g = c.benchmark_group("handoff");
+    handoff_blocking::<LF>(&mut g);
+    handoff_blocking::<Ref>(&mut g);
+    handoff_blocking::<ParkingLot>(&mut g);
+    handoff_blocking::<StdRwLock>(&mut g);
+    handoff_callback::<LockFree>(&mut g, None);
+    handoff_callback::<Reference>(&mut g, None);
+    handoff_callback::<LockFree>(&mut g, Some(&worker));
+    handoff_callback::<Reference>(&mut g, Some(&worker));
+    handoff_future::<LockFree>(&mut g);
+    handoff_future::<Reference>(&mut g);
+    handoff_future_tokio(&mut g);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. memory
+
+fn memory_of<P: Peer>() {
+    const N: u64 = 1000;
+    let (a0, b0) = alloc::snapshot();
+    let res: Vec<P::Res> = (0..N).map(|_| P::resource()).collect();
+    let (_, b1) = alloc::snapshot();
+    // The Vec holding the handles is not the resources' memory.
+    let vec_bytes = (N as usize * std::mem::size_of::<P::Res>()) as u64;
+    let per_res = (b1 - b0 - vec_bytes) as f64 / N as f64;
+    record::row("memory", P::NAME, "-", "heap bytes per resource", per_res);
+    record::row(
+        "memory",
+        P::NAME,
+        "-",
+        "handle bytes per resource",
+        std::mem::size_of::<P::Res>() as f64,
+    );
+    let _ = a0;
+    for k in [1usize, 4, 8] {
+        let entries: Vec<(&P::Res, bool)> = res.iter().take(k).map(|r| (r, true)).collect();
+        let (_, s0) = alloc::snapshot();
+        let set = P::set(&entries);
+        let (_, s1) = alloc::snapshot();
+        let param = format!("k={k}");
+        record::row(
+            "memory",
+            P::NAME,
+            &param,
+            "heap bytes per prepared set",
+            (s1 - s0) as f64,
+        );
+        let (mut acq_n, mut acq_b, mut rel_n) = (0, 0, 0);
+        for _ in 0..N {
+            let before = alloc::snapshot();
+            let mut mid = before;
+            P::with(&set, || mid = alloc::snapshot());
+            let after = alloc::snapshot();
+            acq_n += mid.0 - before.0;
+            acq_b += mid.1 - before.1;
+            rel_n += after.0 - mid.0;
+        }
+        let per = |x: u64| x as f64 / N as f64;
+        record::row(
+            "memory",
+            P::NAME,
+            &param,
+            "allocations per acquire",
+            per(acq_n),
+        );
+        record::row(
+            "memory",
+            P::NAME,
+            &param,
+            "heap bytes per acquire",
+            per(acq_b),
+        );
+        record::row(
+            "memory",
+            P::NAME,
+            &param,
+            "allocations per release",
+            per(rel_n),
+        );
+    }
+}
+
+fn memory() {
+    memory_of::<LF>();
+    memory_of::<Ref>();
+    memory_of::<ParkingLot>();
+    memory_of::<StdRwLock>();
+    memory_of::<Tokio>();
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Context switches per operation, counted directly (a criterion measurement cannot hold the
+/// zero counts that uncontended runs give): the contended mix and 8 disjoint threads.
+fn context_switches_of<P: Peer>() {
+    let Some(meter) = perf::Perf::open(perf::Metric::ContextSwitches) else {
+        return;
+    };
+    let ops: u64 = if quick() { 2_000 } else { 50_000 };
+    let mix = Mix {
+        resources: 8,
+        k: 2,
+        exclusive_pct: 50,
+        threads: 8,
+    };
+    let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
+    let sets = contended_sets::<P>(&res, mix);
+    let n = measure(&meter, || contended_run::<P>(&sets, ops, None));
+    let per_op = n as f64 / (ops * mix.threads as u64) as f64;
+    record::row(
+        "context switches",
+        P::NAME,
+        &mix.param(),
+        "context switches per op",
+        per_op,
+    );
+    let disjoint: Vec<Vec<P::Set>> = (0..8)
+        .map(|_| {
+            let (a, b) = (P::resource(), P::resource());
+            vec![P::set(&[(&a, true), (&b, true)])]
+        })
+        .collect();
+    let n = measure(&meter, || {
+        std::thread::scope(|s| {
+            for mine in &disjoint {
+                s.spawn(move || {
+                    for _ in 0..ops {
+                        P::with(&mine[0], || black_box(()));
+                    }
+                });
+            }
+        })
+    });
+    let per_op = n as f64 / (ops * 8) as f64;
+    record::row(
+        "context switches",
+        P::NAME,
+        "disjoint T=8",
+        "context switches per op",
+        per_op,
+    );
+}
+
+/// Perf counters per operation through criterion: cycles, instructions and cache misses
+/// where the CPU exposes them, else the task clock (said so, and noted in the report).
+fn counters() {
+    let mut metrics = vec![perf::Metric::Cycles];
+    if perf::Perf::open(perf::Metric::Cycles).map(|p| p.metric()) == Some(perf::Metric::Cycles) {
+        metrics.extend([perf::Metric::Instructions, perf::Metric::CacheMisses]);
+    }
+    for wanted in metrics {
+        let (Some(meter), Some(crit)) = (perf::Perf::open(wanted), perf::Perf::open(wanted)) else {
+            continue;
+        };
+        let name = format!("counters-{}", meter.metric().name());
+        let mut c = configure(Criterion::default().with_measurement(crit)).configure_from_args();
+        uncontended(
+            &mut c,
+            &format!("{name}-uncontended"),
+            &meter,
+            &[1, 8],
+            &[false],
+        );
+        let mix = Mix {
+            resources: 8,
+            k: 2,
+            exclusive_pct: 50,
+            threads: 8,
+        };
+        contended(&mut c, &format!("{name}-contended"), &meter, &[mix]);
+    }
+    context_switches_of::<LF>();
+    context_switches_of::<Ref>();
+    context_switches_of::<ParkingLot>();
+    context_switches_of::<StdRwLock>();
+    context_switches_of::<Tokio>();
+}
+
+fn main() {
+    let mut c = configure(Criterion::default()).configure_from_args();
+    uncontended(
+        &mut c,
+        "uncontended",
+        &WallTime,
+        &[1, 2, 4, 8],
+        &[false, true],
+    );
+    disjoint(&mut c, "disjoint", &WallTime, &[1, 2, 4, 8]);
+    contended(&mut c, "contended", &WallTime, &all_mixes());
+    handoff(&mut c);
+    memory();
+    counters();
+    c.final_summary();
+    record::save().expect("write target/kds-bench");
+}
