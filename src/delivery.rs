@@ -132,6 +132,29 @@ impl<E: Engine> Waiter<E> {
         matches!(self.kind, Kind::Callback(Dispatch::Direct, _))
     }
 
+    /// Drops what the client left in the waiter (a callback closure, a future's waker) once
+    /// the grant can never be delivered: a cancelled or refused request may stay allocated
+    /// while a removed link of it lingers in a queue, and a closure that captured a handle of
+    /// that very resource would otherwise keep the resource, and so the request, alive for
+    /// ever (a reference cycle; the concurrent fuzz target found it).
+    ///
+    /// # Safety
+    ///
+    /// The request's grant will never be delivered: `Engine::cancel` returned `true` for it,
+    /// or `Engine::enqueue` refused it. (Then no deliverer can be reading the callback cell.)
+    pub(crate) unsafe fn forget_client(&self) {
+        match &self.kind {
+            Kind::Callback(_, cell) => {
+                // SAFETY: only a deliverer takes the callback, and by the caller's contract
+                // there is none; the request's owner (our caller) is the only one left.
+                let callback = cell.with_mut(|slot| unsafe { (*slot).take() });
+                drop(callback);
+            }
+            Kind::Future(waker) => drop(waker.take()),
+            Kind::Thread(_) => {}
+        }
+    }
+
     /// Register a future's waker (no-op for other waiters).
     pub(crate) fn register_waker(&self, waker: &std::task::Waker) {
         if let Kind::Future(w) = &self.kind {

@@ -70,6 +70,25 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// gone), `false` if it was or will be granted (spec rule 5).
     fn cancel(req: &Arc<Self::Request>) -> bool;
 
+    /// Whether [`Engine::try_fast`] can ever succeed.
+    const FAST_PATH: bool = false;
+
+    /// The fast path of a sync set (spec-wise a set enqueued and granted at once): takes every
+    /// entry without queueing anything if each resource's queue is empty and no holder
+    /// conflicts, all or nothing. `true`: held; release with [`Engine::release_fast`].
+    /// Engines without a fast path (the reference) say `false`.
+    fn try_fast(entries: &[Entry<Self>]) -> bool {
+        let _ = entries;
+        false
+    }
+
+    /// Releases a set taken by [`Engine::try_fast`]; `true` if it may have granted queued
+    /// sets (their deliveries are then queued on this thread, for the caller to flush).
+    fn release_fast(entries: &[Entry<Self>]) -> bool {
+        let _ = entries;
+        unreachable!("release_fast without a fast path");
+    }
+
     /// Whether the engine has decided to grant the request.
     fn is_granted(req: &Self::Request) -> bool;
 

@@ -50,6 +50,8 @@ impl<E: Engine> Future for Acquire<E> {
             State::Unqueued(Ok(req)) => {
                 E::waiter(&req).register_waker(cx.waker());
                 if let Err(e) = delivery::enqueue::<E>(&req) {
+                    // SAFETY: the engine refused the request: it will never be granted.
+                    unsafe { E::waiter(&req).forget_client() };
                     return Poll::Ready(Err(e));
                 }
                 req
@@ -81,6 +83,8 @@ impl<E: Engine> Drop for Acquire<E> {
                 return;
             }
             if E::cancel(&req) {
+                // SAFETY: `cancel` returned true: the grant will never be delivered.
+                unsafe { E::waiter(&req).forget_client() };
                 flush();
             } else {
                 // Granted while being dropped: the set is ours, give it back.

@@ -1,7 +1,8 @@
 //! [`Guard`] (a held set) and [`Pending`] (an async request not yet granted).
 
 use crate::delivery::flush;
-use crate::engine::Engine;
+use crate::engine::{Engine, Entry};
+use smallvec::SmallVec;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
@@ -11,14 +12,29 @@ use std::sync::Arc;
 /// this thread.
 #[must_use = "dropping a Guard releases the set at once"]
 pub struct Guard<E: Engine> {
-    req: ManuallyDrop<Arc<E::Request>>,
+    held: ManuallyDrop<Held<E>>,
+}
+
+/// How a guard holds its set.
+enum Held<E: Engine> {
+    /// Granted through the queues.
+    Queued(Arc<E::Request>),
+    /// Taken on the engine's fast path (`Engine::try_fast`): the resources themselves.
+    Fast(SmallVec<[Entry<E>; 4]>),
 }
 
 impl<E: Engine> Guard<E> {
     /// Wraps a request the engine has granted. Exactly one guard is made per grant.
     pub(crate) fn from_granted(req: Arc<E::Request>) -> Self {
         Guard {
-            req: ManuallyDrop::new(req),
+            held: ManuallyDrop::new(Held::Queued(req)),
+        }
+    }
+
+    /// Wraps a set taken by `Engine::try_fast`.
+    pub(crate) fn from_fast(entries: SmallVec<[Entry<E>; 4]>) -> Self {
+        Guard {
+            held: ManuallyDrop::new(Held::Fast(entries)),
         }
     }
 
@@ -30,11 +46,19 @@ impl<E: Engine> Guard<E> {
 
 impl<E: Engine> Drop for Guard<E> {
     fn drop(&mut self) {
-        // SAFETY: `req` is taken once, here, and never used again.
-        let req = unsafe { ManuallyDrop::take(&mut self.req) };
-        E::release(&req);
-        drop(req);
-        flush();
+        // SAFETY: `held` is taken once, here, and never used again.
+        match unsafe { ManuallyDrop::take(&mut self.held) } {
+            Held::Queued(req) => {
+                E::release(&req);
+                drop(req);
+                flush();
+            }
+            Held::Fast(entries) => {
+                if E::release_fast(&entries) {
+                    flush();
+                }
+            }
+        }
     }
 }
 
@@ -61,6 +85,10 @@ impl<E: Engine> Pending<E> {
     /// Safe against a grant racing on another thread (spec rule 5).
     pub fn cancel(self) -> bool {
         let cancelled = E::cancel(&self.req);
+        if cancelled {
+            // SAFETY: `cancel` returned true: the grant will never be delivered.
+            unsafe { E::waiter(&self.req).forget_client() };
+        }
         flush();
         cancelled
     }

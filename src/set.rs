@@ -121,6 +121,9 @@ impl<E: Engine> ResourceSet<E> {
     /// Takes the set if it can be granted at once, else `Err(Error::WouldBlock)` with nothing
     /// left queued. Never blocks.
     pub fn try_acquire(&self) -> Result<Guard<E>, Error> {
+        if let Some(guard) = self.try_fast()? {
+            return Ok(guard);
+        }
         let req = self.request(true, Waiter::thread())?;
         if delivery::enqueue::<E>(&req)? || E::is_granted(&req) || !E::cancel(&req) {
             return Ok(Guard::from_granted(req));
@@ -129,11 +132,32 @@ impl<E: Engine> ResourceSet<E> {
         Err(Error::WouldBlock)
     }
 
+    /// The engine's fast path for a sync set: every resource taken at once without queueing,
+    /// if their queues are empty (see `Engine::try_fast`).
+    #[inline]
+    fn try_fast(&self) -> Result<Option<Guard<E>>, Error> {
+        if !E::FAST_PATH {
+            return Ok(None);
+        }
+        if self.entries.len() > MAX_SET_LEN {
+            return Err(Error::BadSet("more than MAX_SET_LEN resources in one set"));
+        }
+        if E::try_fast(&self.entries) {
+            return Ok(Some(Guard::from_fast(self.entries.clone())));
+        }
+        // A failed attempt may have granted sets queued behind its transient holds.
+        flush();
+        Ok(None)
+    }
+
     fn wait_until(
         &self,
         deadline: Option<Instant>,
         interrupt: Option<&Interrupt>,
     ) -> Result<Guard<E>, Error> {
+        if let Some(guard) = self.try_fast()? {
+            return Ok(guard);
+        }
         let req = self.request(true, Waiter::thread())?;
         if delivery::enqueue::<E>(&req)? {
             return Ok(Guard::from_granted(req));
@@ -201,7 +225,11 @@ impl<E: Engine> ResourceSet<E> {
         F: FnOnce(Guard<E>) + Send + 'static,
     {
         let req = self.request(false, Waiter::callback(dispatch, Box::new(callback)))?;
-        delivery::enqueue::<E>(&req)?;
+        if let Err(e) = delivery::enqueue::<E>(&req) {
+            // SAFETY: the engine refused the request: its grant will never be delivered.
+            unsafe { E::waiter(&req).forget_client() };
+            return Err(e);
+        }
         Ok(Pending { req })
     }
 

@@ -7,7 +7,7 @@
 
 #[cfg(not(kds_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use std::sync::Mutex;
     pub(crate) use std::thread::{self, Thread};
 
@@ -46,7 +46,7 @@ mod imp {
 #[cfg(kds_loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Mutex;
     pub(crate) use loom::thread::{self, Thread};
 

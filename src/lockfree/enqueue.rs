@@ -52,7 +52,11 @@ pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
     };
     if phase == FAILED {
         for link in &req.links {
-            req.mark_removed(link);
+            // Whoever marks a link first gives back its reservation. Nothing can be behind a
+            // link of an undecided-then-failed request, so no scan.
+            if req.mark_removed(link).first {
+                link.core(pin).gate.unreserve();
+            }
         }
         return false;
     }
@@ -76,8 +80,7 @@ pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
             continue;
         }
         let core = link.core(pin);
-        // AcqRel: meet racing removals on this word (see `Core::changes`).
-        core.changes.fetch_add(1, super::MEET);
+        core.gate.meet();
         scan(core, pin);
     }
     false
@@ -115,7 +118,8 @@ fn must_fail(req: &Request, pin: &Pin) -> bool {
             fail |= recorded == SYNC_YES;
             continue;
         }
-        let answer = if sync_link_ahead(link, pin) {
+        // Fast holders are sync sets (only those take the fast path).
+        let answer = if link.core(pin).gate.held() || sync_link_ahead(link, pin) {
             SYNC_YES
         } else {
             SYNC_NO

@@ -1,6 +1,8 @@
 //! The lock-free engine: per-resource lock-free FIFO queues, and a two-phase multi-resource
 //! enqueue with helping, so sets are ordered alike on every queue without any global lock.
 //!
+//! - [`gate`]: one resource's gate word: links reserved, fast-path holders, and the meeting
+//!   point of racing operations; the fast path for sync sets on resources with empty queues.
 //! - [`queue`]: one resource's queue (a Harris-style list with logical deletion) and the
 //!   trigger scan that applies the trigger rule to it.
 //! - [`request`]: one set's links and its one-word state (decision, trigger count, grant vs
@@ -14,6 +16,7 @@
 //! rules 1 to 5.
 
 mod enqueue;
+mod gate;
 mod queue;
 mod request;
 
@@ -23,8 +26,7 @@ pub use request::Request;
 use crate::delivery::Waiter;
 use crate::engine::{private, Engine, Enqueued, Entry, SetKind};
 use crate::sync::epoch;
-use crate::sync::Ordering;
-use crate::Error;
+use crate::{Access, Error};
 use std::fmt;
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ impl Engine for LockFree {
     type Core = Core;
     type Request = Request;
     const NAME: &'static str = "lock-free";
+    const FAST_PATH: bool = true;
 
     fn new_request(entries: &[Entry<Self>], kind: SetKind, waiter: Waiter<Self>) -> Arc<Request> {
         Request::new(entries, kind, waiter)
@@ -47,6 +50,19 @@ impl Engine for LockFree {
         if req.links.is_empty() {
             // An empty set is created GRANTED (`Request::new`).
             return Ok(Enqueued::GrantedNow);
+        }
+        // Reserve every link on its resource's gate before any of them can be seen: from now
+        // on no fast hold starts there, and the word tells whether holders are in the way.
+        for link in &req.links {
+            // SAFETY-free: the request holds its cores (see `Link::core`'s contract); no pin is
+            // needed to read our own link's core before publication.
+            let core = link.own_core();
+            let before = core.gate.reserve();
+            if gate::Gate::reserved_behind_holders(before, link.exclusive) {
+                // Relaxed: published by the first append (Release).
+                link.behind_holders
+                    .store(true, crate::sync::Ordering::Relaxed);
+            }
         }
         let pin = &epoch::pin();
         req.take_queue_ref();
@@ -76,6 +92,29 @@ impl Engine for LockFree {
         true
     }
 
+    fn try_fast(entries: &[Entry<Self>]) -> bool {
+        for (i, (core, access)) in entries.iter().enumerate() {
+            if !core.gate.try_hold(*access == Access::Exclusive) {
+                // All or nothing: give back what this attempt took (links may have queued
+                // behind those holds meanwhile; `release_fast` scans for them).
+                Self::release_fast(&entries[..i]);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn release_fast(entries: &[Entry<Self>]) -> bool {
+        let mut pin = None;
+        for (core, access) in entries {
+            if core.gate.unhold(*access == Access::Exclusive) {
+                // Links are queued: this hold may have been all that kept them waiting.
+                queue::scan(core, pin.get_or_insert_with(epoch::pin));
+            }
+        }
+        pin.is_some()
+    }
+
     fn is_granted(req: &Request) -> bool {
         req.is_granted()
     }
@@ -94,13 +133,6 @@ impl Engine for LockFree {
     }
 }
 
-/// The ordering of the `changes` meeting point; a test-only injected bug weakens it.
-pub(super) const MEET: Ordering = if cfg!(kds_bug = "relaxed_changes") {
-    Ordering::Relaxed
-} else {
-    Ordering::AcqRel
-};
-
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
 /// queue where something waits behind them (rules 3 and 6).
 ///
@@ -110,12 +142,14 @@ pub(super) const MEET: Ordering = if cfg!(kds_bug = "relaxed_changes") {
 fn remove(req: &Arc<Request>) {
     let mut pin = None;
     for link in &req.links {
-        if req.mark_removed(link) && !cfg!(kds_bug = "skip_release_scan") {
-            let pin = pin.get_or_insert_with(epoch::pin);
-            let core = link.core(pin);
-            // AcqRel: meet racing enqueues and removals on this word (see `Core::changes`).
-            core.changes.fetch_add(1, MEET);
-            queue::scan(core, pin);
+        let marked = req.mark_removed(link);
+        debug_assert!(marked.first, "a link removed twice");
+        // The request still holds its cores (they are dropped below), so no pin is needed
+        // to reach this one. The unreserve is the meeting-point RMW before the scan.
+        let core = link.own_core();
+        core.gate.unreserve();
+        if marked.behind && !cfg!(kds_bug = "skip_release_scan") {
+            queue::scan(core, pin.get_or_insert_with(epoch::pin));
         }
     }
     if req.decided_by_append() {

@@ -13,9 +13,10 @@
 //! | `0`        | this link is live (queued, triggered or held) |
 //! | `MARK`     | this link is removed (released, cancelled or failed) |
 
+use super::gate::Gate;
 use super::request::Request;
 use crate::sync::epoch::{Atomic, Guard as Pin, Shared};
-use crate::sync::{AtomicU8, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicU8, Ordering};
 use std::fmt;
 use std::ptr;
 use std::sync::Arc;
@@ -55,6 +56,10 @@ pub(crate) struct Link {
     /// For async requests with a Fail or Ignore policy: whether the resource was sync-locked
     /// at decision time (first writer wins).
     pub(super) saw_sync: AtomicU8,
+    /// Fast holders were in this link's way when it was reserved (`Gate::reserve`): its
+    /// append cannot trigger it, only a scan after they left. Written by the owner before
+    /// the request's first append publishes it.
+    pub(super) behind_holders: AtomicBool,
 }
 
 // SAFETY: the raw pointers are shared references in all but name: `request` points to the
@@ -74,6 +79,7 @@ impl Link {
             exclusive,
             trig: AtomicU8::new(TRIG_PENDING),
             saw_sync: AtomicU8::new(SYNC_UNKNOWN),
+            behind_holders: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +88,16 @@ impl Link {
     pub(super) fn request(&self) -> Option<&Request> {
         // SAFETY: a link's request contains the link, so it is alive as long as `self` is.
         unsafe { self.request.as_ref() }
+    }
+
+    /// The resource of a link of a request the caller owns and has not finished (not yet
+    /// dropped its resources): the owner's own links, read without a pin.
+    #[inline]
+    pub(super) fn own_core(&self) -> &Core {
+        // SAFETY: the link's request owns one strong count of this core until
+        // `Request::drop_resources`, which the owner calls only after its last use of
+        // `own_core`; the caller's borrow of the link (inside its request) is shorter.
+        unsafe { &*self.core }
     }
 
     /// The resource of a (non-stub) link.
@@ -102,10 +118,11 @@ impl Link {
 pub struct Core {
     /// The permanent head of the queue; never marked, never unlinked.
     pub(super) stub: Link,
-    /// Bumped (read-modify-write) by every operation after it changes the queue's state and
-    /// before it scans: two racing operations meet on this word, so the later one's scan sees
-    /// the earlier one's change (no lost wake-up without a store-load fence).
-    pub(super) changes: AtomicUsize,
+    /// Links reserved and fast holders; also the meeting point: every operation does a
+    /// read-modify-write on it after it changes the queue's state and before it scans, so of
+    /// two racing operations the later one's scan sees the earlier one's change (no lost
+    /// wake-up without a store-load fence). See [`Gate`].
+    pub(crate) gate: Gate,
     /// Creation order, the install order under loom (see `Engine::order_key`).
     #[cfg(kds_loom)]
     pub(super) id: usize,
@@ -115,7 +132,7 @@ impl Default for Core {
     fn default() -> Self {
         Core {
             stub: Link::new(ptr::null(), ptr::null(), false),
-            changes: AtomicUsize::new(0),
+            gate: Gate::default(),
             #[cfg(kds_loom)]
             id: {
                 // A plain std counter: loom models replay, and only the relative order of the
@@ -165,9 +182,13 @@ impl fmt::Debug for Core {
                 removed += 1;
             }
         }
+        let (exclusive, shared, reserved) = self.gate.snapshot();
         f.debug_struct("Queue")
             .field("live_links", &live)
             .field("removed_links", &removed)
+            .field("reserved_links", &reserved)
+            .field("fast_exclusive", &exclusive)
+            .field("fast_shared", &shared)
             .finish()
     }
 }
@@ -273,11 +294,13 @@ pub(super) fn try_append<'g>(
         if !committed && !req.is_undecided() {
             return Tail::Decided;
         }
-        let eligible = if link.exclusive {
-            !any_ahead
-        } else {
-            !exclusive_ahead
-        };
+        // Relaxed: written by the owner before the request was published (see the field).
+        let eligible = !link.behind_holders.load(Ordering::Relaxed)
+            && if link.exclusive {
+                !any_ahead
+            } else {
+                !exclusive_ahead
+            };
         if committed && eligible {
             // Not yet published: the one-link request is granted by the append itself.
             req.pre_grant(link);
@@ -328,7 +351,8 @@ fn unlink<'g>(
 /// Re-applies the trigger rule (spec rule 2) to `core`'s queue: triggers every link that may
 /// now use the resource, unlinking removed links met on the way.
 ///
-/// The caller must have bumped `core.changes` after its own change to the queue.
+/// The caller must have done its meeting-point RMW on `core.gate` after its own change to the
+/// queue.
 pub(super) fn scan(core: &Core, pin: &Pin) {
     'restart: loop {
         let mut pred: &Link = &core.stub;
@@ -357,11 +381,13 @@ pub(super) fn scan(core: &Core, pin: &Pin) {
                 Presence::Undecided => return, // tentative and last
                 Presence::Gone => {}           // cancelled or failed: links being marked
                 Presence::Live => {
+                    // Fast holders are ahead of every link (they took the resource while its
+                    // queue was empty); read after seeing the link, so after its reservation.
                     let eligible = if node.exclusive {
                         !any_ahead
                     } else {
                         !exclusive_ahead
-                    };
+                    } && !core.gate.blocks(node.exclusive);
                     if !eligible {
                         // Every link behind has a live exclusive link, or a live link and is
                         // exclusive itself, ahead of it: nothing further can trigger.

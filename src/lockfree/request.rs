@@ -312,18 +312,20 @@ impl Request {
         );
     }
 
-    /// Marks `link` removed (logical deletion, so scans can unlink it). `true` if a link was
-    /// queued behind it: its queue must be rescanned. If nothing was behind it, any later
-    /// append sees the mark (its CAS reads this RMW's value), so no rescan is needed.
-    pub(super) fn mark_removed(&self, link: &Link) -> bool {
+    /// Marks `link` removed (logical deletion, so scans can unlink it). `behind`: a link was
+    /// queued behind it, so its queue must be rescanned; if nothing was behind it, any later
+    /// append sees the mark (its CAS reads this RMW's value), so no rescan is needed. `first`:
+    /// this call set the mark (only the first marker gives back the link's reservation).
+    pub(super) fn mark_removed(&self, link: &Link) -> Marked {
         // SAFETY: the unprotected guard only scopes the returned pointer, which is compared
         // with null and never dereferenced.
         let unpinned = unsafe { crate::sync::epoch::unprotected() };
         // AcqRel: one RMW on the word appenders CAS; see the doc comment.
-        !link
-            .next
-            .fetch_or(MARK, Ordering::AcqRel, unpinned)
-            .is_null()
+        let before = link.next.fetch_or(MARK, Ordering::AcqRel, unpinned);
+        Marked {
+            first: before.tag() & MARK == 0,
+            behind: !before.is_null(),
+        }
     }
 
     /// Hands one strong count of `self` to the queues (released by the last `retire`, which
@@ -368,6 +370,14 @@ impl Request {
         let me = Arc::clone(self);
         pin.defer(move || me.drop_resources());
     }
+}
+
+/// What `Request::mark_removed` found.
+pub(super) struct Marked {
+    /// This call set the mark.
+    pub(super) first: bool,
+    /// A link was queued behind.
+    pub(super) behind: bool,
 }
 
 impl Drop for Request {

@@ -928,3 +928,59 @@ fn many_threads_on_few_resources_keep_mutual_exclusion() {
 fn many_threads_on_many_resources() {
     torture(4, 16, if cfg!(miri) { 10 } else { 1500 });
 }
+
+/// A callback closure of a cancelled request is dropped at once, with what it captured. A
+/// closure holding a handle of its own resource used to keep the cancelled request (lingering
+/// in that resource's queue) and so the resource alive for ever: a reference cycle that the
+/// concurrent fuzz target found as a leak.
+#[test]
+fn cancelled_or_refused_callback_closure_is_dropped_at_once() {
+    let r = res(1).remove(0);
+    let held = ResourceSet::new().exclusive(&r).wait().unwrap();
+    let captured = Arc::new(());
+    let (c, handle) = (captured.clone(), r.clone());
+    let pending = ResourceSet::new()
+        .exclusive(&r)
+        .on_grant(Dispatch::Direct, move |_g| drop((c, handle)))
+        .unwrap();
+    assert_eq!(Arc::strong_count(&captured), 2);
+    assert!(pending.cancel());
+    assert_eq!(Arc::strong_count(&captured), 1, "cancelled closure kept alive");
+    // Refused by Locked::Fail: the closure goes at once too.
+    let (c, handle) = (captured.clone(), r.clone());
+    let refused = ResourceSet::new()
+        .exclusive(&r)
+        .locked(Locked::Fail)
+        .on_grant(Dispatch::Direct, move |_g| drop((c, handle)));
+    assert_eq!(refused.unwrap_err(), Error::Busy);
+    assert_eq!(Arc::strong_count(&captured), 1, "refused closure kept alive");
+    drop(held);
+    assert!(is_free(&r));
+}
+
+/// The uncontended fast path and the queues agree: a sync holder taken without queueing
+/// still blocks queued sets of every kind, counts as sync-locking its resource, and its
+/// release hands the resource on in FIFO order.
+#[test]
+fn sync_holder_then_queued_sets_fifo() {
+    let r = res(2);
+    let held = ResourceSet::new().exclusive(&r[0]).shared(&r[1]).wait().unwrap();
+    let reader = Slot::new(&ResourceSet::new().shared(&r[1]));
+    assert!(reader.granted(), "shared beside a shared holder");
+    let writer = Slot::new(&ResourceSet::new().exclusive(&r[0]));
+    let second = Slot::new(&ResourceSet::new().shared(&r[0]));
+    assert!(!writer.granted() && !second.granted());
+    let fail = ResourceSet::new().shared(&r[0]).locked(Locked::Fail).on_grant(Dispatch::Direct, |_| {});
+    assert_eq!(fail.unwrap_err(), Error::Busy, "a sync holder makes its resource sync-locked");
+    assert_eq!(
+        ResourceSet::new().shared(&r[0]).try_acquire().unwrap_err(),
+        Error::WouldBlock
+    );
+    drop(held);
+    assert!(writer.granted() && !second.granted(), "FIFO: the writer first");
+    writer.release();
+    assert!(second.granted());
+    second.release();
+    reader.release();
+    assert!(is_free(&r[0]) && is_free(&r[1]));
+}
