@@ -19,9 +19,14 @@ for t in $targets; do
         concurrent) extra=(-timeout=60 -max_len=1024 -rss_limit_mb=8192) ;;
         *) extra=() ;;
     esac
-    echo "--- fuzz target $t for ${seconds}s"
+    log=fuzz/target/fuzz-$t.log
+    echo "--- fuzz target $t for ${seconds}s (full log: $log)"
+    rc=0
     cargo +nightly fuzz run --fuzz-dir fuzz "$t" "$scratch" "fuzz/corpus/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 "${extra[@]}" 2>&1 |
-        grep -E '^(#[0-9]+ +DONE|Done|stat::|==[0-9]+==ERROR|SUMMARY|thread .* panicked|STALL|differential check failed|concurrent check failed)' || true
-    test "${PIPESTATUS[0]}" -eq 0
+        -max_total_time="$seconds" -print_final_stats=1 "${extra[@]}" >"$log" 2>&1 || rc=$?
+    grep -E '^(#[0-9]+ +DONE|Done|stat::|==[0-9]+==ERROR|SUMMARY|thread .* panicked|STALL|differential check failed|concurrent check failed)' "$log" || true
+    if [ "$rc" -ne 0 ]; then
+        tail -n 80 "$log"
+        exit "$rc"
+    fi
 done

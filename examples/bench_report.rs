@@ -258,7 +258,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .into(),
         );
     }
-    let plots = Path::new("docs/bench");
+    // `KDS_REPORT_DIR` (default `docs`): where benchmarks.md and bench/*.svg go.
+    let out = PathBuf::from(std::env::var("KDS_REPORT_DIR").unwrap_or_else(|_| "docs".into()));
+    let plots = &out.join("bench");
     std::fs::create_dir_all(plots)?;
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -675,7 +677,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         md,
         "Why the misses happen and what would close them: see `docs/benchmarks-analysis.md`."
     )?;
-    std::fs::write("docs/benchmarks.md", md)?;
-    println!("wrote docs/benchmarks.md and docs/bench/*.svg");
+    std::fs::write(out.join("benchmarks.md"), md)?;
+    println!(
+        "wrote {}/benchmarks.md and {}/*.svg",
+        out.display(),
+        plots.display()
+    );
     Ok(())
 }

@@ -62,6 +62,61 @@ impl<E: Engine> Drop for Guard<E> {
     }
 }
 
+/// A held set that borrows its [`ResourceSet`](crate::generic::ResourceSet), from
+/// [`ResourceSet::lock`](crate::generic::ResourceSet::lock): like [`Guard`], but on the
+/// uncontended fast path it takes no reference counts at all (the set's own handles keep the
+/// resources alive), which makes it the cheapest way to hold a set for a scope. Dropping it
+/// releases the set.
+#[must_use = "dropping a SetGuard releases the set at once"]
+pub struct SetGuard<'a, E: Engine> {
+    held: BorrowedHeld<'a, E>,
+}
+
+enum BorrowedHeld<'a, E: Engine> {
+    /// Taken on the fast path: the set's own entries.
+    Fast(&'a [Entry<E>]),
+    /// Granted through the queues: an ordinary guard (released by its own `Drop`).
+    Queued { _guard: Guard<E> },
+}
+
+impl<'a, E: Engine> SetGuard<'a, E> {
+    pub(crate) fn fast(entries: &'a [Entry<E>]) -> Self {
+        SetGuard {
+            held: BorrowedHeld::Fast(entries),
+        }
+    }
+
+    pub(crate) fn queued(guard: Guard<E>) -> Self {
+        SetGuard {
+            held: BorrowedHeld::Queued { _guard: guard },
+        }
+    }
+
+    /// Releases the set now (same as dropping the guard).
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl<E: Engine> Drop for SetGuard<'_, E> {
+    fn drop(&mut self) {
+        // A queued guard releases itself when the field is dropped after this.
+        if let BorrowedHeld::Fast(entries) = self.held {
+            if E::release_fast(entries) {
+                flush();
+            }
+        }
+    }
+}
+
+impl<E: Engine> fmt::Debug for SetGuard<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetGuard")
+            .field("engine", &E::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<E: Engine> fmt::Debug for Guard<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")

@@ -79,6 +79,8 @@ pub type Resource = resource::Resource<LockFree>;
 pub type ResourceSet = set::ResourceSet<LockFree>;
 /// A granted, held set; dropping it releases the set (lock-free engine).
 pub type Guard = guard::Guard<LockFree>;
+/// A held set borrowing its [`ResourceSet`], from [`ResourceSet::lock`] (lock-free engine).
+pub type SetGuard<'a> = guard::SetGuard<'a, LockFree>;
 /// An async request whose callback has not necessarily run yet (lock-free engine).
 pub type Pending = guard::Pending<LockFree>;
 /// The future returned by [`ResourceSet::acquire`] (lock-free engine).
@@ -89,7 +91,7 @@ pub type Acquire = future::Acquire<LockFree>;
 /// `generic::Resource<reference::Reference>`. Write engine-generic code against these.
 pub mod generic {
     pub use crate::future::Acquire;
-    pub use crate::guard::{Guard, Pending};
+    pub use crate::guard::{Guard, Pending, SetGuard};
     pub use crate::resource::Resource;
     pub use crate::set::ResourceSet;
 }

@@ -33,6 +33,8 @@ pub type Resource = crate::resource::Resource<Reference>;
 pub type ResourceSet = crate::set::ResourceSet<Reference>;
 /// [`crate::Guard`] on the reference engine.
 pub type Guard = crate::guard::Guard<Reference>;
+/// A held set borrowing its [`ResourceSet`], from `ResourceSet::lock` (mutex reference).
+pub type SetGuard<'a> = crate::guard::SetGuard<'a, Reference>;
 /// [`crate::Pending`] on the reference engine.
 pub type Pending = crate::guard::Pending<Reference>;
 /// [`crate::Acquire`] on the reference engine.

@@ -3,7 +3,7 @@
 use crate::delivery::{self, flush, Waiter};
 use crate::engine::{Engine, Entry, SetKind};
 use crate::future::Acquire;
-use crate::guard::{Guard, Pending};
+use crate::guard::{Guard, Pending, SetGuard};
 use crate::resource::Resource;
 use crate::sync::{park_timeout, spin_loop, thread};
 use crate::{Access, Dispatch, Error, Interrupt, Locked};
@@ -118,6 +118,22 @@ impl<E: Engine> ResourceSet<E> {
         self.wait_until(timeout.map(|t| Instant::now() + t), Some(interrupt))
     }
 
+    /// Blocks until the whole set is granted, like [`wait`](Self::wait), returning a guard
+    /// that borrows this set: on the uncontended fast path neither taking nor releasing the
+    /// set touches a reference count or the heap. Use it to hold a set for a scope; use
+    /// [`wait`](Self::wait) when the guard must outlive the set or move to another thread
+    /// independently of it.
+    pub fn lock(&self) -> Result<SetGuard<'_, E>, Error> {
+        if E::FAST_PATH && self.entries.len() <= MAX_SET_LEN {
+            if E::try_fast(&self.entries) {
+                return Ok(SetGuard::fast(&self.entries));
+            }
+            // A failed attempt may have granted sets queued behind its transient holds.
+            flush();
+        }
+        self.wait_queued(None, None).map(SetGuard::queued)
+    }
+
     /// Takes the set if it can be granted at once, else `Err(Error::WouldBlock)` with nothing
     /// left queued. Never blocks.
     pub fn try_acquire(&self) -> Result<Guard<E>, Error> {
@@ -158,6 +174,15 @@ impl<E: Engine> ResourceSet<E> {
         if let Some(guard) = self.try_fast()? {
             return Ok(guard);
         }
+        self.wait_queued(deadline, interrupt)
+    }
+
+    /// The queued way of a blocking wait (after the fast path, if any, refused).
+    fn wait_queued(
+        &self,
+        deadline: Option<Instant>,
+        interrupt: Option<&Interrupt>,
+    ) -> Result<Guard<E>, Error> {
         let req = self.request(true, Waiter::thread())?;
         if delivery::enqueue::<E>(&req)? {
             return Ok(Guard::from_granted(req));

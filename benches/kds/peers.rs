@@ -42,9 +42,11 @@ impl<E: Engine> Peer for Kds<E> {
             }
         })
     }
+    /// `lock()`: kds's scoped guard (no reference counts on the fast path), as the RwLock
+    /// peers use theirs.
     #[inline]
     fn with<R>(set: &Self::Set, f: impl FnOnce() -> R) -> R {
-        let guard = set.wait().expect("a plain wait cannot fail");
+        let guard = set.lock().expect("a plain lock cannot fail");
         let r = f();
         drop(guard);
         r

@@ -984,3 +984,37 @@ fn sync_holder_then_queued_sets_fifo() {
     reader.release();
     assert!(is_free(&r[0]) && is_free(&r[1]));
 }
+
+/// `ResourceSet::lock`: a scoped guard borrowing its set, on the fast path when free and
+/// through the queues when not; either way it excludes others and releases on drop.
+#[test]
+fn lock_is_a_scoped_guard_on_either_path() {
+    let r = res(2);
+    let set = ResourceSet::new().exclusive(&r[0]).shared(&r[1]);
+    {
+        let _held = set.lock().unwrap();
+        assert_eq!(
+            ResourceSet::new().shared(&r[0]).try_acquire().unwrap_err(),
+            Error::WouldBlock
+        );
+        assert!(ResourceSet::new().shared(&r[1]).try_acquire().is_ok());
+    }
+    assert!(is_free(&r[0]) && is_free(&r[1]));
+    // Queued way: another thread holds r[0] and lets go later.
+    let holder = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
+    let released = Arc::new(AtomicBool::new(false));
+    let t = {
+        let released = released.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            released.store(true, SeqCst);
+            drop(holder);
+        })
+    };
+    let held = set.lock().unwrap();
+    assert!(released.load(SeqCst), "lock() returned while the set was held");
+    assert!(!is_free(&r[0]));
+    held.release();
+    t.join().unwrap();
+    assert!(is_free(&r[0]) && is_free(&r[1]));
+}
