@@ -58,7 +58,15 @@ fn model<F: Fn() + Send + Sync + 'static>(body: F) {
     });
 }
 
+/// The resource is free, and its gate is back to zero: no reservation and no fast hold left
+/// over (a leaked reservation would still let `try_acquire` succeed through the queue, but
+/// would disable the fast path for good).
 fn free(r: &Resource) -> bool {
+    let dump = format!("{r:?}");
+    let clean = dump.contains("reserved_links: 0")
+        && dump.contains("fast_exclusive: false")
+        && dump.contains("fast_shared: 0");
+    assert!(clean, "gate not back to zero: {dump}");
     ResourceSet::new().exclusive(r).try_acquire().is_ok()
 }
 
@@ -356,6 +364,63 @@ fn fast_release_wakes_blocked_waiter() {
         };
         drop(hold);
         t.join().unwrap();
+        assert!(free(&a));
+    });
+}
+
+/// The fast path's give-back: a fast attempt on {a, b} holds `a` for a moment, finds `b` held
+/// through the queue and gives `a` back, while an async set queues on `a` behind that
+/// transient hold. The give-back must wake it.
+#[test]
+fn fast_rollback_wakes_set_queued_behind() {
+    model(|| {
+        let (a, b) = (Resource::new(), Resource::new());
+        let holder = Arc::new(Held::default());
+        let _ph = holder.request(ResourceSet::new().exclusive(&b));
+        let t = {
+            let (a, b) = (a.clone(), b.clone());
+            thread::spawn(move || {
+                let r = ResourceSet::new().exclusive(&a).exclusive(&b).try_acquire();
+                assert_eq!(r.unwrap_err(), kds::Error::WouldBlock);
+            })
+        };
+        let queued = Arc::new(Held::default());
+        let _pq = queued.request(ResourceSet::new().exclusive(&a));
+        t.join().unwrap();
+        assert_eq!(
+            queued.grants(),
+            1,
+            "lost wake-up behind a given-back fast hold"
+        );
+        queued.release_all();
+        holder.release_all();
+        assert!(free(&a) && free(&b));
+    });
+}
+
+/// Rule 8, Fail policy, racing the release of a sync (fast) holder: the request is either
+/// refused with `Busy` (nothing queued) or accepted and then granted; never stuck.
+#[test]
+fn fail_policy_racing_sync_release() {
+    model(|| {
+        let a = Resource::new();
+        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let t = thread::spawn(move || drop(hold));
+        let h = Arc::new(Held::default());
+        let me = h.clone();
+        let r = ResourceSet::new()
+            .exclusive(&a)
+            .locked(Locked::Fail)
+            .on_grant(Dispatch::Direct, move |g| {
+                me.grants.fetch_add(1, SeqCst);
+                me.guards.lock().unwrap().push(g);
+            });
+        t.join().unwrap();
+        match r {
+            Ok(_pending) => assert_eq!(h.grants(), 1, "accepted Fail set never granted"),
+            Err(e) => assert_eq!(e, kds::Error::Busy),
+        }
+        h.release_all();
         assert!(free(&a));
     });
 }

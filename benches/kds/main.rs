@@ -554,23 +554,25 @@ fn context_switches_of<P: Peer>() {
         return;
     };
     let ops: u64 = if quick() { 2_000 } else { 50_000 };
-    let mix = Mix {
-        resources: 8,
-        k: 2,
-        exclusive_pct: 50,
-        threads: 8,
-    };
-    let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
-    let sets = contended_sets::<P>(&res, mix);
-    let n = measure(&meter, || contended_run::<P>(&sets, ops, None));
-    let per_op = n as f64 / (ops * mix.threads as u64) as f64;
-    record::row(
-        "context switches",
-        P::NAME,
-        &mix.param(),
-        "context switches per op",
-        per_op,
-    );
+    for (resources, k, exclusive_pct, threads) in [(8, 2, 50, 8), (8, 4, 50, 2), (64, 2, 50, 8)] {
+        let mix = Mix {
+            resources,
+            k,
+            exclusive_pct,
+            threads,
+        };
+        let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
+        let sets = contended_sets::<P>(&res, mix);
+        let n = measure(&meter, || contended_run::<P>(&sets, ops, None));
+        let per_op = n as f64 / (ops * mix.threads as u64) as f64;
+        record::row(
+            "context switches",
+            P::NAME,
+            &mix.param(),
+            "context switches per op",
+            per_op,
+        );
+    }
     let disjoint: Vec<Vec<P::Set>> = (0..8)
         .map(|_| {
             let (a, b) = (P::resource(), P::resource());

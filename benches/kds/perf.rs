@@ -61,9 +61,27 @@ pub struct Perf {
 }
 
 fn open(metric: Metric) -> std::io::Result<Counter> {
-    let mut b = Builder::new().kind(metric.event());
-    b.inherit(true);
-    b.build()
+    let builder = |kernel: bool| {
+        let mut b = Builder::new().kind(metric.event());
+        b.inherit(true);
+        if kernel {
+            b.include_kernel();
+        }
+        b
+    };
+    if metric == Metric::ContextSwitches {
+        // A context switch happens in the kernel: counting user mode only sees none. Needs
+        // root or `perf_event_paranoid` <= 1; without it the count is 0, and the report says so.
+        if let Ok(c) = builder(true).build() {
+            return Ok(c);
+        }
+        crate::record::note(
+            "context switches counted in user mode only (kernel counting not permitted): \
+             expect zeros"
+                .into(),
+        );
+    }
+    builder(false).build()
 }
 
 impl Perf {

@@ -4,7 +4,7 @@
 //! [--engine both|lockfree|reference] [--stall-seconds 10]`
 //!
 //! Each thread loops over random sets of 1-8 resources with random modes and random
-//! operations: blocking waits, timed waits, interruptible waits (interrupted by a helper
+//! operations: blocking waits (`wait` and the scoped `lock`), timed waits, interruptible waits (interrupted by a helper
 //! thread), `try_acquire`, async requests with direct, worker and pool callbacks (some
 //! cancelled at once), and futures, with random Locked policies and random hold times.
 //! Shadow counters check mutual exclusion on every grant (sets with `Locked::Ignore`, which
@@ -196,6 +196,19 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         drop(guard);
     };
     match kind {
+        // Half the plain waits use the scoped `lock()` guard instead of `wait()`.
+        0 if rng.below(2) == 0 => {
+            let start = Instant::now();
+            match set.lock() {
+                Ok(g) => {
+                    let waited = start.elapsed().as_nanos() as u64;
+                    sh.longest_wait_ns.fetch_max(waited, SeqCst);
+                    sh.use_set(&modes, hold);
+                    drop(g);
+                }
+                Err(e) => sh.violation(format!("lock failed: {e}")),
+            }
+        }
         0..=2 => {
             let start = Instant::now();
             let result = match kind {
