@@ -474,7 +474,7 @@ fn handoff(c: &mut Criterion<WallTime>) {
 
 fn memory_of<P: Peer>() {
     const N: u64 = 1000;
-    let (a0, b0) = alloc::snapshot();
+    let (_, b0) = alloc::snapshot();
     let res: Vec<P::Res> = (0..N).map(|_| P::resource()).collect();
     let (_, b1) = alloc::snapshot();
     // The Vec holding the handles is not the resources' memory.
@@ -488,7 +488,6 @@ fn memory_of<P: Peer>() {
         "handle bytes per resource",
         std::mem::size_of::<P::Res>() as f64,
     );
-    let _ = a0;
     for k in [1usize, 4, 8] {
         let entries: Vec<(&P::Res, bool)> = res.iter().take(k).map(|r| (r, true)).collect();
         let (_, s0) = alloc::snapshot();

@@ -54,8 +54,7 @@ impl Engine for LockFree {
         // Reserve every link on its resource's gate before any of them can be seen: from now
         // on no fast hold starts there, and the word tells whether holders are in the way.
         for link in &req.links {
-            // SAFETY-free: the request holds its cores (see `Link::core`'s contract); no pin is
-            // needed to read our own link's core before publication.
+            // Our own, unpublished link: the request holds its core, so no pin is needed.
             let core = link.own_core();
             let before = core.gate.reserve();
             if gate::Gate::reserved_behind_holders(before, link.exclusive) {
