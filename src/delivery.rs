@@ -52,15 +52,28 @@ enum Kind<E: Engine> {
     Thread(UnsafeCell<Option<Thread>>),
     /// A future's waker.
     Future(AtomicWaker),
-    /// A callback; taken exactly once, by the delivering thread.
-    Callback(Dispatch, UnsafeCell<Option<Callback<E>>>),
+    /// A callback and where it runs. The deliverer takes the dispatch (a `Worker` handle is
+    /// given up once the job is sent) and whoever runs the callback takes the closure, so a
+    /// request that outlives its grant (a removed link lingering in a queue) keeps nothing
+    /// the client handed in.
+    Callback {
+        /// Whether the callback runs on the delivering thread (`Dispatch::Direct`).
+        direct: bool,
+        /// Taken exactly once, by the delivering thread.
+        dispatch: UnsafeCell<Option<Dispatch>>,
+        /// Taken exactly once, by the thread that runs the callback.
+        f: UnsafeCell<Option<Callback<E>>>,
+    },
 }
 
-// SAFETY: the callback cell is written only at construction and taken only by the one thread
-// that delivers the grant, which the engine's exactly-once grant makes unique (rule 5). The
+// SAFETY: the dispatch and callback cells are written only at construction. The dispatch is
+// taken only by the one thread that delivers the grant, which the engine's exactly-once grant
+// makes unique (rule 5); the callback only by the thread that runs it, which that deliverer
+// picks (itself, or the one worker or pool job it hands the request to, through a channel or
+// spawn that orders the two), or by `forget_client` when no grant can ever be delivered. The
 // thread cell is written only by the waiting thread while `state` is `EMPTY`, before its CAS
-// to `PARKED` (Release), and read only by the deliverer after its swap saw `PARKED` (Acquire).
-// Every other field is Sync. The callback itself is `Send`.
+// to `PARKED` (Release), and taken only by the deliverer after its swap saw `PARKED`
+// (Acquire). Every other field is Sync. The callback and the dispatch are `Send`.
 unsafe impl<E: Engine> Sync for Waiter<E> {}
 
 impl<E: Engine> Waiter<E> {
@@ -84,7 +97,11 @@ impl<E: Engine> Waiter<E> {
     pub(crate) fn callback(dispatch: Dispatch, f: Callback<E>) -> Self {
         Waiter {
             state: AtomicU8::new(EMPTY),
-            kind: Kind::Callback(dispatch, UnsafeCell::new(Some(f))),
+            kind: Kind::Callback {
+                direct: matches!(dispatch, Dispatch::Direct),
+                dispatch: UnsafeCell::new(Some(dispatch)),
+                f: UnsafeCell::new(Some(f)),
+            },
         }
     }
 
@@ -129,7 +146,7 @@ impl<E: Engine> Waiter<E> {
 
     /// Whether delivery runs a callback on the delivering thread.
     pub(crate) fn is_direct(&self) -> bool {
-        matches!(self.kind, Kind::Callback(Dispatch::Direct, _))
+        matches!(self.kind, Kind::Callback { direct: true, .. })
     }
 
     /// Drops what the client left in the waiter (a callback closure, a future's waker) once
@@ -144,13 +161,15 @@ impl<E: Engine> Waiter<E> {
     /// or `Engine::enqueue` refused it. (Then no deliverer can be reading the callback cell.)
     pub(crate) unsafe fn forget_client(&self) {
         match &self.kind {
-            Kind::Callback(_, cell) => {
-                // SAFETY: only a deliverer takes the callback, and by the caller's contract
+            Kind::Callback { dispatch, f, .. } => {
+                // SAFETY: only a deliverer takes the dispatch, and by the caller's contract
                 // there is none; the request's owner (our caller) is the only one left.
-                let callback = cell.with_mut(|slot| unsafe { (*slot).take() });
-                drop(callback);
+                let dispatch = dispatch.with_mut(|slot| unsafe { (*slot).take() });
+                // SAFETY: likewise, only the thread a deliverer picks takes the callback.
+                let callback = f.with_mut(|slot| unsafe { (*slot).take() });
+                drop((dispatch, callback));
             }
-            Kind::Future(waker) => drop(waker.take()),
+            Kind::Future(_) => self.take_waker(),
             Kind::Thread(_) => {}
         }
     }
@@ -159,6 +178,15 @@ impl<E: Engine> Waiter<E> {
     pub(crate) fn register_waker(&self, waker: &std::task::Waker) {
         if let Kind::Future(w) = &self.kind {
             w.register(waker);
+        }
+    }
+
+    /// Drops a future's registered waker (no-op for other waiters). A future calls it once it
+    /// resolves: the waker is never needed again, and a waker that holds a handle of the very
+    /// resource the request lingers on would otherwise make a reference cycle (issue 8).
+    pub(crate) fn take_waker(&self) {
+        if let Kind::Future(w) = &self.kind {
+            drop(w.take());
         }
     }
 }
@@ -182,8 +210,9 @@ pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
             // AcqRel: publish the grant to the waiter and see whether it parked (one word).
             if waiter.state.swap(DELIVERED, Ordering::AcqRel) == PARKED {
                 // SAFETY: the waiter wrote the handle before publishing PARKED, which this
-                // swap read, and never writes it again (see `unsafe impl Sync`).
-                let thread = cell.with_mut(|slot| unsafe { (*slot).clone() });
+                // swap read, and never touches it again (see `unsafe impl Sync`); taking it
+                // leaves nothing of the thread in a request that outlives its grant.
+                let thread = cell.with_mut(|slot| unsafe { (*slot).take() });
                 if let Some(thread) = thread {
                     thread.unpark();
                 }
@@ -194,20 +223,18 @@ pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
             waiter.state.store(DELIVERED, Ordering::Release);
             waker.wake();
         }
-        Kind::Callback(dispatch, _) => {
+        Kind::Callback { dispatch, .. } => {
             // Release: `Pending::is_granted` readers see the grant.
             waiter.state.store(DELIVERED, Ordering::Release);
-            let worker = match dispatch {
-                Dispatch::Direct => None,
-                Dispatch::Worker(worker) => Some(worker.clone()),
-                Dispatch::Pool => {
-                    rayon::spawn(move || run_callback::<E>(req));
-                    return;
-                }
-            };
-            match worker {
-                None => run_callback::<E>(req),
-                Some(worker) => worker.send(req),
+            // SAFETY: this thread delivers the request's exactly-once grant: nothing else
+            // takes the dispatch (see `unsafe impl Sync`).
+            match dispatch.with_mut(|slot| unsafe { (*slot).take() }) {
+                Some(Dispatch::Direct) => run_callback::<E>(req),
+                // The request keeps no handle of the worker: dropping the last one lets the
+                // thread end once it has run the job (see `Worker`).
+                Some(Dispatch::Worker(worker)) => worker.send(req),
+                Some(Dispatch::Pool) => rayon::spawn(move || run_callback::<E>(req)),
+                None => debug_assert!(false, "a grant delivered twice"),
             }
         }
     }
@@ -218,11 +245,12 @@ pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
 /// message has already been printed by the panic hook.
 pub(crate) fn run_callback<E: Engine>(req: Arc<E::Request>) {
     let waiter = E::waiter(&req);
-    let Kind::Callback(_, cell) = &waiter.kind else {
+    let Kind::Callback { f: cell, .. } = &waiter.kind else {
         return;
     };
-    // SAFETY: only the thread delivering this request's (exactly-once) grant gets here, once,
-    // so nothing else reads or writes the cell at the same time (see `unsafe impl Sync`).
+    // SAFETY: only the thread the deliverer of this request's (exactly-once) grant picked
+    // gets here, once, so nothing else reads or writes the cell at the same time (see
+    // `unsafe impl Sync`).
     let f = cell.with_mut(|slot| unsafe { (*slot).take() });
     if let Some(f) = f {
         let guard = Guard::from_granted(req);

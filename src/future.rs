@@ -48,10 +48,9 @@ impl<E: Engine> Future for Acquire<E> {
             State::Done => panic!("kds::Acquire polled after completion"),
             State::Unqueued(Err(e)) => return Poll::Ready(Err(e)),
             State::Unqueued(Ok(req)) => {
-                E::waiter(&req).register_waker(cx.waker());
+                // No waker yet: a grant that lands before the registration below is seen by
+                // the check after it (and one granted by the enqueue itself wakes nobody).
                 if let Err(e) = delivery::enqueue::<E>(&req) {
-                    // SAFETY: the engine refused the request: it will never be granted.
-                    unsafe { E::waiter(&req).forget_client() };
                     return Poll::Ready(Err(e));
                 }
                 req
@@ -59,20 +58,31 @@ impl<E: Engine> Future for Acquire<E> {
             State::Queued(req) => req,
         };
         let waiter = E::waiter(&req);
+        if waiter.is_delivered() {
+            return Poll::Ready(Ok(granted::<E>(req)));
+        }
         // Register, then check: a delivery after the check wakes the registered waker.
         waiter.register_waker(cx.waker());
         if waiter.is_delivered() {
-            return Poll::Ready(Ok(Guard::from_granted(req)));
+            return Poll::Ready(Ok(granted::<E>(req)));
         }
         // The executor may block this thread next (`block_on` inside a direct callback):
         // deliver what this thread owes first.
         delivery::flush_before_blocking();
         if waiter.is_delivered() {
-            return Poll::Ready(Ok(Guard::from_granted(req)));
+            return Poll::Ready(Ok(granted::<E>(req)));
         }
         self.state = State::Queued(req);
         Poll::Pending
     }
+}
+
+/// The guard of a request whose grant was delivered to its future. The waker registered last
+/// is dropped: it is never woken again, and one that holds a handle of the set's own resource
+/// would otherwise keep that resource alive through the request (a reference cycle, issue 8).
+fn granted<E: Engine>(req: Arc<E::Request>) -> Guard<E> {
+    E::waiter(&req).take_waker();
+    Guard::from_granted(req)
 }
 
 impl<E: Engine> Drop for Acquire<E> {
@@ -88,7 +98,7 @@ impl<E: Engine> Drop for Acquire<E> {
                 flush();
             } else {
                 // Granted while being dropped: the set is ours, give it back.
-                drop(Guard::<E>::from_granted(req));
+                drop(granted::<E>(req));
             }
         }
     }

@@ -67,6 +67,12 @@ fn spin_then_yield(done: impl Fn() -> bool, deadline: Option<Instant>) -> bool {
     }
 }
 
+/// The deadline `timeout` from now, or none if that instant cannot be represented (the wait
+/// then has no deadline: it would outlast the process anyway). Never panics.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// A set of resources, each with an access mode, to be locked together.
 ///
 /// Build it with [`exclusive`](Self::exclusive), [`shared`](Self::shared) and
@@ -149,19 +155,21 @@ impl<E: Engine> ResourceSet<E> {
     }
 
     /// Blocks until the set is granted or `timeout` has passed: then `Err(Error::Timeout)`,
-    /// with nothing left queued.
+    /// with nothing left queued. Any `Duration` is accepted: one too long to be added to
+    /// [`Instant::now`] (such as `Duration::MAX`) waits without a deadline.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Guard<E>, Error> {
-        self.wait_until(Some(Instant::now() + timeout), None)
+        self.wait_until(deadline_after(timeout), None)
     }
 
     /// Blocks until the set is granted, `timeout` (if any) has passed, or `interrupt` fires:
     /// then `Err(Error::Timeout)` or `Err(Error::Interrupted)`, with nothing left queued.
+    /// A `timeout` too long to be added to [`Instant::now`] waits without a deadline.
     pub fn wait_interruptible(
         &self,
         timeout: Option<Duration>,
         interrupt: &Interrupt,
     ) -> Result<Guard<E>, Error> {
-        self.wait_until(timeout.map(|t| Instant::now() + t), Some(interrupt))
+        self.wait_until(timeout.and_then(deadline_after), Some(interrupt))
     }
 
     /// Blocks until the whole set is granted, like [`wait`](Self::wait), returning a guard

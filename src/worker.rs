@@ -37,7 +37,13 @@ struct WorkerInner {
 
 impl Worker {
     /// Starts a worker thread named `name`.
+    ///
+    /// `Err(Error::Spawn(ErrorKind::InvalidInput))` if `name` contains a NUL byte (a thread
+    /// name cannot), `Err(Error::Spawn(kind))` if the system refuses the thread.
     pub fn spawn(name: &str) -> Result<Worker, Error> {
+        if name.contains('\0') {
+            return Err(Error::Spawn(std::io::ErrorKind::InvalidInput));
+        }
         let (jobs, queue) = mpsc::channel::<Arc<dyn Deliver>>();
         std::thread::Builder::new()
             .name(name.to_owned())

@@ -1018,3 +1018,159 @@ fn lock_is_a_scoped_guard_on_either_path() {
     t.join().unwrap();
     assert!(is_free(&r[0]) && is_free(&r[1]));
 }
+
+// ---- Nothing a client hands in outlives its use (rule 10; issue 8) ----
+
+/// A waker that owns a handle of a resource, as a task that owns the buffer it waits for
+/// does, and a sentinel whose strong count tells whether any copy of the waker is still kept.
+struct HoldingWaker {
+    _resource: Resource,
+    _alive: Arc<()>,
+}
+
+impl std::task::Wake for HoldingWaker {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Every way a future can end — granted on its first poll, granted after a wake-up, dropped
+/// while queued, dropped once granted but not polled — with a waker that holds a handle of
+/// the set's own resource: once everything is dropped, the waker must be gone. A waker left
+/// registered in a granted request used to keep it, and through it the resource, alive for
+/// ever on the lock-free engine (about 500 bytes a request).
+#[test]
+fn a_future_drops_a_waker_that_holds_its_resource_on_every_path() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    #[derive(Debug, Clone, Copy)]
+    enum End {
+        FirstPoll,
+        AfterWake,
+        DroppedQueued,
+        DroppedGranted,
+    }
+    for end in [End::FirstPoll, End::AfterWake, End::DroppedQueued, End::DroppedGranted] {
+        for k in [1, 2] {
+            let alive = Arc::new(());
+            {
+                let r = res(k);
+                let waker = Waker::from(Arc::new(HoldingWaker {
+                    _resource: r[0].clone(),
+                    _alive: alive.clone(),
+                }));
+                let mut cx = Context::from_waker(&waker);
+                let mut set = ResourceSet::new();
+                for x in &r {
+                    set = set.exclusive(x);
+                }
+                let hold = match end {
+                    End::FirstPoll => None,
+                    _ => Some(Slot::new(&ResourceSet::new().exclusive(&r[0]))),
+                };
+                let mut fut = Box::pin(set.acquire());
+                if let Some(hold) = &hold {
+                    assert!(fut.as_mut().poll(&mut cx).is_pending());
+                    if matches!(end, End::DroppedQueued) {
+                        drop(fut);
+                        hold.release();
+                        assert!(r.iter().all(is_free));
+                        continue;
+                    }
+                    hold.release();
+                }
+                if matches!(end, End::DroppedGranted) {
+                    drop(fut);
+                } else {
+                    let Poll::Ready(Ok(guard)) = fut.as_mut().poll(&mut cx) else {
+                        panic!("{end:?}: not granted");
+                    };
+                    drop(guard);
+                }
+                assert!(r.iter().all(is_free));
+            }
+            assert_eq!(Arc::strong_count(&alive), 1, "{end:?}, k = {k}: the waker was kept");
+        }
+    }
+}
+
+/// A request delivered to a `Worker` gives up its handle of the worker: once the caller's
+/// handles are gone the thread ends, even while the resource (on whose queue the request's
+/// removed link may linger) lives on.
+#[test]
+fn a_worker_thread_ends_once_its_handles_are_gone() {
+    struct OnExit(std::sync::mpsc::Sender<()>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let r = res(2);
+    let w = Worker::spawn("kds-test-ends").unwrap();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    let pending = ResourceSet::new()
+        .exclusive(&r[0])
+        .shared(&r[1])
+        .on_grant(Dispatch::Worker(w.clone()), move |g| {
+            ON_EXIT.with(|e| *e.borrow_mut() = Some(OnExit(exit_tx)));
+            drop(g);
+            ran_tx.send(()).unwrap();
+        })
+        .unwrap();
+    ran_rx.recv_timeout(Duration::from_secs(10)).expect("callback never ran");
+    drop((pending, w));
+    exit_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the worker thread still runs: something kept a handle of it");
+    assert!(r.iter().all(is_free));
+}
+
+/// Any timeout is accepted: one too long to add to `Instant::now()` (`Duration::MAX`) waits
+/// without a deadline instead of panicking, on every timed path.
+#[test]
+fn timeouts_across_the_whole_duration_range() {
+    let r = res(1);
+    let never = Interrupt::new();
+    let long = [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_secs(u64::MAX / 2),
+        Duration::new(u64::MAX, 999_999_999),
+        Duration::MAX,
+    ];
+    for t in long {
+        drop(ResourceSet::new().exclusive(&r[0]).wait_timeout(t).unwrap());
+        drop(ResourceSet::new().exclusive(&r[0]).wait_interruptible(Some(t), &never).unwrap());
+    }
+    // Held: a wait with `Duration::MAX` is granted by the release ...
+    let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
+    let r0 = r[0].clone();
+    let t = thread::spawn(move || ResourceSet::new().exclusive(&r0).wait_timeout(Duration::MAX).map(drop));
+    thread::sleep(Duration::from_millis(20));
+    drop(hold);
+    t.join().unwrap().unwrap();
+    // ... or broken by an interrupt, leaving nothing queued.
+    let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
+    let (r0, int) = (r[0].clone(), Interrupt::new());
+    let int2 = int.clone();
+    let t = thread::spawn(move || {
+        ResourceSet::new().exclusive(&r0).wait_interruptible(Some(Duration::MAX), &int2).map(drop)
+    });
+    thread::sleep(Duration::from_millis(20));
+    int.interrupt();
+    assert_eq!(t.join().unwrap().unwrap_err(), Error::Interrupted);
+    drop(hold);
+    assert!(is_free(&r[0]));
+}
+
+/// A worker name a thread cannot have is refused with `Error::Spawn`, not a panic.
+#[test]
+fn worker_name_with_a_nul_byte_is_refused() {
+    assert_eq!(
+        Worker::spawn("bad\0name").unwrap_err(),
+        Error::Spawn(std::io::ErrorKind::InvalidInput)
+    );
+    assert!(Worker::spawn("").is_ok(), "an empty name is a valid thread name");
+}
