@@ -169,7 +169,7 @@ impl<E: Engine> Waiter<E> {
                 let callback = f.with_mut(|slot| unsafe { (*slot).take() });
                 drop((dispatch, callback));
             }
-            Kind::Future(_) => self.take_waker(),
+            Kind::Future(_) => drop(self.take_waker()),
             Kind::Thread(_) => {}
         }
     }
@@ -184,10 +184,32 @@ impl<E: Engine> Waiter<E> {
     /// Drops a future's registered waker (no-op for other waiters). A future calls it once it
     /// resolves: the waker is never needed again, and a waker that holds a handle of the very
     /// resource the request lingers on would otherwise make a reference cycle (issue 8).
-    pub(crate) fn take_waker(&self) {
-        if let Kind::Future(w) = &self.kind {
-            drop(w.take());
+    /// It returns the waker rather than dropping it, so the caller can make the guard first:
+    /// a waker whose drop panics must not leave a granted set without a guard to release it.
+    pub(crate) fn take_waker(&self) -> Option<std::task::Waker> {
+        match &self.kind {
+            Kind::Future(w) => w.take(),
+            _ => None,
         }
+    }
+}
+
+/// After `Engine::cancel` returned `true` for `req` (or `Engine::enqueue` refused it): drops
+/// what the client left in its waiter, and delivers the grants this thread owes, even if that
+/// drop panics (a closure capturing something whose `Drop` panics): the sets that the cancel
+/// enabled must not wait for this thread's next kds call. The panic is then resumed.
+///
+/// # Safety
+///
+/// As for [`Waiter::forget_client`]: `req`'s grant will never be delivered.
+pub(crate) unsafe fn withdrawn<E: Engine>(req: &E::Request) {
+    // SAFETY: the caller's contract is `forget_client`'s.
+    let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+        E::waiter(req).forget_client()
+    }));
+    flush();
+    if let Err(panic) = dropped {
+        std::panic::resume_unwind(panic);
     }
 }
 

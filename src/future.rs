@@ -1,6 +1,6 @@
 //! [`Acquire`]: an async request as a future.
 
-use crate::delivery::{self, flush};
+use crate::delivery;
 use crate::engine::Engine;
 use crate::guard::Guard;
 use crate::Error;
@@ -15,7 +15,12 @@ use std::task::{Context, Poll};
 /// policy.
 ///
 /// The set is enqueued on the first poll. Dropping the future before it resolves cancels the
-/// request; if the grant raced the drop, the set is released at once.
+/// request; if the grant raced the drop, the set is released at once. Once it resolves, the
+/// request keeps no waker: a waker (a task) may own handles of the set's own resources.
+///
+/// # Panics
+///
+/// Polling it again after it returned `Poll::Ready` panics, as std's futures do.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<E: Engine> {
     state: State<E>,
@@ -81,8 +86,11 @@ impl<E: Engine> Future for Acquire<E> {
 /// is dropped: it is never woken again, and one that holds a handle of the set's own resource
 /// would otherwise keep that resource alive through the request (a reference cycle, issue 8).
 fn granted<E: Engine>(req: Arc<E::Request>) -> Guard<E> {
-    E::waiter(&req).take_waker();
-    Guard::from_granted(req)
+    let waker = E::waiter(&req).take_waker();
+    let guard = Guard::from_granted(req);
+    // Dropped after the guard exists: if the waker's drop panics, unwinding releases the set.
+    drop(waker);
+    guard
 }
 
 impl<E: Engine> Drop for Acquire<E> {
@@ -94,8 +102,7 @@ impl<E: Engine> Drop for Acquire<E> {
             }
             if E::cancel(&req) {
                 // SAFETY: `cancel` returned true: the grant will never be delivered.
-                unsafe { E::waiter(&req).forget_client() };
-                flush();
+                unsafe { delivery::withdrawn::<E>(&req) };
             } else {
                 // Granted while being dropped: the set is ours, give it back.
                 drop(granted::<E>(req));

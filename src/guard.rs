@@ -1,6 +1,6 @@
 //! [`Guard`] (a held set) and [`Pending`] (an async request not yet granted).
 
-use crate::delivery::flush;
+use crate::delivery::{self, flush};
 use crate::engine::{Engine, Entry};
 use smallvec::SmallVec;
 use std::fmt;
@@ -142,9 +142,10 @@ impl<E: Engine> Pending<E> {
         let cancelled = E::cancel(&self.req);
         if cancelled {
             // SAFETY: `cancel` returned true: the grant will never be delivered.
-            unsafe { E::waiter(&self.req).forget_client() };
+            unsafe { delivery::withdrawn::<E>(&self.req) };
+        } else {
+            flush();
         }
-        flush();
         cancelled
     }
 

@@ -291,6 +291,16 @@ impl<E: Engine> ResourceSet<E> {
     /// Requests the set asynchronously; `callback` runs with the guard once the whole set is
     /// granted, where `dispatch` says (the seed's `kds_async_waitall`). With
     /// [`Dispatch::Direct`] and everything free, it runs before `on_grant` returns.
+    ///
+    /// The closure is dropped as soon as it has run, or when the request is cancelled or
+    /// refused, so it may own handles of the set's own resources. What it must not own is a
+    /// guard that the set waits behind: that set is then never granted and the two keep each
+    /// other alive, as two `Arc`s pointing at each other would.
+    ///
+    /// # Panics
+    ///
+    /// With [`Dispatch::Pool`], when the first pool callback is due and rayon's global pool
+    /// cannot start its threads (rayon panics then). The other dispatches never panic.
     pub fn on_grant<F>(&self, dispatch: Dispatch, callback: F) -> Result<Pending<E>, Error>
     where
         F: FnOnce(Guard<E>) + Send + 'static,

@@ -1174,3 +1174,50 @@ fn worker_name_with_a_nul_byte_is_refused() {
     );
     assert!(Worker::spawn("").is_ok(), "an empty name is a valid thread name");
 }
+
+/// Cancelling a request whose callback closure (or future waker) owns something with a
+/// panicking `Drop`: the panic reaches the caller, but only after the sets that the cancel
+/// enabled have been delivered (rule 3), not at this thread's next kds call.
+#[test]
+fn a_panicking_drop_of_withdrawn_client_data_loses_no_grant() {
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::{Context, Waker};
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !thread::panicking() {
+                panic!("client data panics on drop (expected by the test)");
+            }
+        }
+    }
+    impl std::task::Wake for PanicOnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+    for via_future in [false, true] {
+        let r = res(1);
+        let s1 = Slot::new(&ResourceSet::new().shared(&r[0]));
+        let exclusive = ResourceSet::new().exclusive(&r[0]);
+        let mut cancel: Box<dyn FnOnce()> = if via_future {
+            let mut fut = Box::pin(exclusive.acquire());
+            let waker = Waker::from(Arc::new(PanicOnDrop));
+            assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            drop(waker); // the request now holds the only copy
+            Box::new(move || drop(fut))
+        } else {
+            let owned = PanicOnDrop;
+            let pending = exclusive
+                .on_grant(Dispatch::Direct, move |g| drop((g, owned)))
+                .unwrap();
+            Box::new(move || assert!(pending.cancel()))
+        };
+        let s2 = Slot::new(&ResourceSet::new().shared(&r[0]));
+        assert!(!s2.granted());
+        let outcome = catch_unwind(AssertUnwindSafe(std::mem::replace(&mut cancel, Box::new(|| ()))));
+        assert!(outcome.is_err(), "the client's panic reaches the caller");
+        assert!(s2.granted(), "future = {via_future}: the cancel's grant was not delivered");
+        s1.release();
+        s2.release();
+        assert!(is_free(&r[0]));
+    }
+}

@@ -4,27 +4,41 @@
 //! [--engine both|lockfree|reference] [--stall-seconds 10]`
 //!
 //! Each thread loops over random sets of 1-8 resources with random modes and random
-//! operations: blocking waits (`wait` and the scoped `lock`), timed waits, interruptible waits (interrupted by a helper
-//! thread), `try_acquire`, async requests with direct, worker and pool callbacks (some
-//! cancelled at once), and futures, with random Locked policies and random hold times.
-//! Shadow counters check mutual exclusion on every grant (sets with `Locked::Ignore`, which
-//! may legitimately overlap the sync sets ahead of them, are left out of that check),
-//! callbacks check exactly-once delivery against `cancel`, and at the end every resource must
-//! be free. A watchdog reports a stall (no operation completed for `--stall-seconds` while
-//! threads are working) with a dump of the queues. Prints operations per second per kind and
-//! the longest blocking wait; exits 1 on any violation, 2 on a stall.
+//! operations: blocking waits (`wait` and the scoped `lock`), timed waits and interruptible
+//! waits with timeouts across the whole `Duration` range (interrupted by other threads),
+//! `try_acquire`, async requests with direct, worker and pool callbacks (some cancelled at
+//! once), and futures (some dropped while queued or once granted), with random Locked
+//! policies and random hold times. A quarter of the sets also name fresh resources of their
+//! own, and every callback closure and future waker owns handles of its set's resources, as
+//! a client that owns the buffers it waits for does.
+//!
+//! Checks: shadow counters check mutual exclusion on every grant (sets with
+//! `Locked::Ignore`, which may legitimately overlap the sync sets ahead of them, are left out
+//! of that check), callbacks check exactly-once delivery against `cancel`, and at the end
+//! every resource must be free. A watchdog reports a stall (no operation completed for
+//! `--stall-seconds` while threads are working) with a dump of the queues. The **memory
+//! soak** (`heap.rs`): a counting global allocator samples the live heap every tick, and the
+//! run fails if it keeps growing after warm-up, or if the heap is not back to where it was
+//! once the engine's run is over and everything is dropped (a reference cycle). Prints
+//! operations per second per kind, the longest blocking wait and the live-heap figures; exits
+//! 1 on any violation, 2 on a stall.
+
+mod heap;
 
 use kds::generic::{Guard, Resource, ResourceSet};
 use kds::{Access, Dispatch, Engine, Error, Interrupt, Locked, Worker};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const KINDS: [&str; 7] = [
+#[global_allocator]
+static ALLOC: heap::Counting = heap::Counting;
+
+const KINDS: [&str; 8] = [
     "wait",
     "wait_timeout",
     "wait_interruptible",
@@ -32,7 +46,16 @@ const KINDS: [&str; 7] = [
     "callback",
     "cancel",
     "future",
+    "future_dropped",
 ];
+
+/// The most threads and resources a run takes: more is refused with a clear message rather
+/// than failing deep inside (thread spawn, allocation).
+const MAX_THREADS: u64 = 1024;
+const MAX_RESOURCES: u64 = 1 << 20;
+
+/// The sampling period of the watchdog and the live heap.
+const TICK: Duration = Duration::from_millis(200);
 
 struct Config {
     threads: usize,
@@ -55,8 +78,8 @@ fn parse_args() -> Result<Config, String> {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         let number = |v: String| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
-            "--threads" => c.threads = number(value()?)?.max(1) as usize,
-            "--resources" => c.resources = number(value()?)?.max(1) as usize,
+            "--threads" => c.threads = number(value()?)?.clamp(1, MAX_THREADS) as usize,
+            "--resources" => c.resources = number(value()?)?.clamp(1, MAX_RESOURCES) as usize,
             "--seconds" => c.seconds = number(value()?)?,
             "--stall-seconds" => c.stall_seconds = number(value()?)?.max(1),
             "--engine" => {
@@ -77,7 +100,7 @@ struct Shared<E: Engine> {
     resources: Vec<Resource<E>>,
     /// Per resource: number of shared holders, or -1 for an exclusive holder.
     shadow: Vec<AtomicIsize>,
-    ops: [AtomicU64; 7],
+    ops: [AtomicU64; KINDS.len()],
     violations: AtomicUsize,
     progress: AtomicU64,
     longest_wait_ns: AtomicU64,
@@ -142,22 +165,45 @@ impl Rng {
     }
 }
 
-/// A minimal executor for the future path: park until woken.
-struct ThreadWaker(thread::Thread);
-impl Wake for ThreadWaker {
+/// A minimal executor's waker: unparks the polling thread. It also owns handles of the
+/// set's resources, as a task that owns the buffers it waits for does: a waker kept past the
+/// grant then keeps those resources alive (a cycle the memory soak sees).
+struct ThreadWaker<E: Engine> {
+    thread: thread::Thread,
+    _owns: ResourceSet<E>,
+}
+impl<E: Engine> Wake for ThreadWaker<E> {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.thread.unpark();
     }
 }
-fn block_on<F: Future>(fut: F) -> F::Output {
+fn waker<E: Engine>(owns: &ResourceSet<E>) -> Waker {
+    Waker::from(Arc::new(ThreadWaker {
+        thread: thread::current(),
+        _owns: owns.clone(),
+    }))
+}
+/// Polls `fut` to completion on this thread, parking until woken.
+fn block_on<F: Future>(fut: F, waker: &Waker) -> F::Output {
     let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
+    let mut cx = Context::from_waker(waker);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
         thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// A timeout from anywhere in the `Duration` range: zero, a few nanoseconds, the short
+/// timeouts a driver uses, and ones too long to add to `Instant::now()`.
+fn any_timeout(rng: &mut Rng) -> Duration {
+    match rng.below(8) {
+        0 => Duration::ZERO,
+        1 => Duration::from_nanos(1 + rng.below(1000)),
+        2 => Duration::MAX,
+        3 => Duration::from_secs(u64::MAX / 2 + rng.below(u64::MAX / 2)),
+        _ => Duration::from_micros(rng.below(500)),
     }
 }
 
@@ -175,6 +221,18 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         };
         set = set.access(&sh.resources[i], access);
         picked.push((i, exclusive));
+    }
+    // A quarter of the sets also take resources of their own, dropped with the set after
+    // the operation: a cycle that keeps a resource alive shows as a growing heap.
+    if rng.below(4) == 0 {
+        for _ in 0..1 + rng.below(2) {
+            let access = if rng.below(2) == 0 {
+                Access::Exclusive
+            } else {
+                Access::Shared
+            };
+            set = set.access(&Resource::new(), access);
+        }
     }
     picked.sort();
     let mut modes: Vec<(usize, bool)> = Vec::new();
@@ -213,12 +271,13 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             let start = Instant::now();
             let result = match kind {
                 0 => set.wait(),
-                1 => set.wait_timeout(Duration::from_micros(rng.below(500))),
+                1 => set.wait_timeout(any_timeout(rng)),
                 _ => {
                     if rng.below(4) == 0 {
                         interrupt.interrupt();
                     }
-                    let r = set.wait_interruptible(Some(Duration::from_millis(50)), interrupt);
+                    let timeout = (rng.below(4) != 0).then(|| any_timeout(rng));
+                    let r = set.wait_interruptible(timeout, interrupt);
                     interrupt.clear();
                     r
                 }
@@ -250,7 +309,10 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             let modes2 = modes.clone();
             let ran = Arc::new(AtomicUsize::new(0));
             let ran2 = ran.clone();
+            // The closure owns handles of its set's resources (see `ThreadWaker`).
+            let owns = set.clone();
             let requested = set.clone().locked(policy).on_grant(dispatch, move |g| {
+                let _owns = owns;
                 if ran2.fetch_add(1, SeqCst) != 0 {
                     sh2.violation("callback ran twice".into());
                 }
@@ -275,13 +337,34 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
                 }
             }
         }
-        _ => {
+        6 => {
             let ignore = policy == Locked::Ignore;
-            match block_on(set.clone().locked(policy).acquire()) {
+            match block_on(set.clone().locked(policy).acquire(), &waker(&set)) {
                 Ok(g) if ignore => drop(g),
                 Ok(g) => checked(g),
                 Err(Error::Busy) if policy == Locked::Fail => {}
                 Err(e) => sh.violation(format!("future failed: {e}")),
+            }
+        }
+        _ => {
+            // Polled once, then dropped: while queued (a cancel), or after a short while, by
+            // when it may have been granted unpolled (a release).
+            let ignore = policy == Locked::Ignore;
+            let waker = waker(&set);
+            let mut fut = pin!(set.clone().locked(policy).acquire());
+            match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+                Poll::Ready(Ok(g)) if ignore => drop(g),
+                Poll::Ready(Ok(g)) => checked(g),
+                Poll::Ready(Err(Error::Busy)) if policy == Locked::Fail => {}
+                Poll::Ready(Err(e)) => sh.violation(format!("future failed: {e}")),
+                Poll::Pending => {
+                    if rng.below(2) == 0 {
+                        let until = Instant::now() + Duration::from_micros(rng.below(50));
+                        while Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
             }
         }
     }
@@ -290,6 +373,14 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
 
 /// Runs one engine; returns (violations, stalled).
 fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
+    let baseline = quiescent_heap();
+    let worker = match Worker::spawn("kds-torture-worker") {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("kds-torture: {e}");
+            return (1, false);
+        }
+    };
     let sh = Arc::new(Shared::<E> {
         resources: (0..c.resources).map(|_| Resource::new()).collect(),
         shadow: (0..c.resources).map(|_| AtomicIsize::new(0)).collect(),
@@ -298,25 +389,33 @@ fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
         progress: AtomicU64::new(0),
         longest_wait_ns: AtomicU64::new(0),
         stop: AtomicBool::new(false),
-        worker: Worker::spawn("kds-torture-worker").expect("worker thread"),
+        worker,
     });
     let start = Instant::now();
-    let handles: Vec<_> = (0..c.threads)
-        .map(|t| {
-            let sh = sh.clone();
-            thread::spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491));
-                let interrupt = Interrupt::new();
-                while !sh.stop.load(SeqCst) {
-                    one_op(&sh, &mut rng, &interrupt);
-                }
-            })
-        })
-        .collect();
-    let stalled = Arc::new(Mutex::new(false));
+    let mut handles = Vec::new();
+    for t in 0..c.threads {
+        let sh2 = sh.clone();
+        let spawned = thread::Builder::new().spawn(move || {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491));
+            let interrupt = Interrupt::new();
+            while !sh2.stop.load(SeqCst) {
+                one_op(&sh2, &mut rng, &interrupt);
+            }
+        });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                sh.violation(format!("could not start torture thread {t}: {e}"));
+                break;
+            }
+        }
+    }
+    let mut stalled = false;
+    let mut heap_samples = Vec::new();
     let mut last = (0, Instant::now());
     while start.elapsed() < Duration::from_secs(c.seconds) {
-        thread::sleep(Duration::from_millis(200));
+        thread::sleep(TICK);
+        heap_samples.push(heap::live());
         let now = sh.progress.load(SeqCst);
         if now != last.0 {
             last = (now, Instant::now());
@@ -328,12 +427,12 @@ fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
             for (i, r) in sh.resources.iter().enumerate() {
                 eprintln!("  resource {i}: {r:?}");
             }
-            *stalled.lock().unwrap() = true;
+            stalled = true;
             break;
         }
     }
     sh.stop.store(true, SeqCst);
-    if *stalled.lock().unwrap() {
+    if stalled {
         return (sh.violations.load(SeqCst), true);
     }
     for h in handles {
@@ -361,11 +460,77 @@ fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
         );
     }
     println!(
-        "  longest blocking wait {:.3} ms; violations {}",
+        "  longest blocking wait {:.3} ms",
         sh.longest_wait_ns.load(SeqCst) as f64 / 1e6,
-        sh.violations.load(SeqCst)
     );
-    (sh.violations.load(SeqCst), false)
+    // The soak, part 1: the live heap levels off once warm (the first quarter of the run,
+    // at least a second, is warm-up).
+    let warmup = (heap_samples.len() / 4).max(5);
+    match heap::judge(&heap_samples, warmup) {
+        None => println!("  live heap: run too short to judge its growth"),
+        Some(v) => {
+            println!(
+                "  live heap after warm-up: {:.1} KiB -> {:.1} KiB (median of first / last quarter; allowance {:.0} KiB): {}",
+                v.warm as f64 / 1024.0,
+                v.last as f64 / 1024.0,
+                heap::allowance(v.warm) as f64 / 1024.0,
+                if v.growing { "GROWING" } else { "flat" }
+            );
+            if v.growing {
+                sh.violation("the live heap keeps growing: a leak".into());
+            }
+        }
+    }
+    // The soak, part 2: once everything is dropped, the heap is back where it started; what
+    // is left is kept alive by a cycle (or never freed).
+    let mut violations = sh.violations.load(SeqCst);
+    drop(sh);
+    let left = quiescent_heap() - baseline;
+    println!(
+        "  live heap once everything is dropped: {:+.1} KiB against the start (allowance {:.0} KiB)",
+        left as f64 / 1024.0,
+        END_ALLOWANCE as f64 / 1024.0
+    );
+    if left > END_ALLOWANCE {
+        eprintln!("VIOLATION: {left} bytes still live after the run: a leak or a cycle");
+        violations += 1;
+    }
+    println!("  violations {violations}");
+    (violations, false)
+}
+
+/// What may stay live after an engine's run, against the heap before it: the epoch
+/// collector's own bookkeeping (the records of exited threads, garbage-queue nodes that are
+/// themselves epoch-reclaimed), measured at 20-90 KiB whatever the run's length or thread
+/// count on the lock-free engine and about 2 KiB on the reference. A cycle through a client's
+/// waker or closure leaves a resource and a request per operation that hits it: megabytes in
+/// a 30-second run.
+const END_ALLOWANCE: isize = 256 << 10;
+
+/// The live heap once deferred work has settled: pool and worker callbacks finished,
+/// threads gone, and the epoch collector's garbage freed. Each pin-and-flush lets the epoch
+/// advance and collects a few bags of garbage (nothing else is pinned now), so it repeats
+/// until the heap has not shrunk for a while.
+fn quiescent_heap() -> isize {
+    // Start rayon's pool (used by pool callbacks) before the first figure, so it counts in
+    // the baseline rather than as something left behind.
+    rayon::join(|| (), || ());
+    let mut least = heap::live();
+    let mut calm = 0;
+    for _ in 0..10_000 {
+        crossbeam_epoch::pin().flush();
+        thread::sleep(Duration::from_micros(200));
+        let now = heap::live();
+        if now < least {
+            (least, calm) = (now, 0);
+        } else {
+            calm += 1;
+            if calm == 100 {
+                break;
+            }
+        }
+    }
+    least
 }
 
 fn main() {
