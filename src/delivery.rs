@@ -255,7 +255,11 @@ pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
                 // The request keeps no handle of the worker: dropping the last one lets the
                 // thread end once it has run the job (see `Worker`).
                 Some(Dispatch::Worker(worker)) => worker.send(req),
-                Some(Dispatch::Pool) => rayon::spawn(move || run_callback::<E>(req)),
+                Some(Dispatch::Pool) => rayon::spawn(move || {
+                    run_callback::<E>(req);
+                    // A pool thread may idle for long after this job.
+                    crate::lockfree::hand_off_deferred_frees();
+                }),
                 None => debug_assert!(false, "a grant delivered twice"),
             }
         }

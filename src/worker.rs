@@ -49,7 +49,19 @@ impl Worker {
             .name(name.to_owned())
             .spawn(move || {
                 // Ends when every sender (every Worker clone) is gone.
-                for job in queue {
+                loop {
+                    let job = match queue.try_recv() {
+                        Ok(job) => job,
+                        Err(mpsc::TryRecvError::Disconnected) => break,
+                        Err(mpsc::TryRecvError::Empty) => {
+                            // Going idle: let other threads run what this one deferred.
+                            crate::lockfree::hand_off_deferred_frees();
+                            match queue.recv() {
+                                Ok(job) => job,
+                                Err(mpsc::RecvError) => break,
+                            }
+                        }
+                    };
                     job.run_callback();
                 }
             })

@@ -10,7 +10,13 @@
 //! - no stall: every callback has run within [`STALL`] of the threads finishing, and the
 //!   threads finish within [`STALL`] (otherwise the queues are dumped and the process aborts,
 //!   which a fuzzer reports as a crash);
-//! - everything is free at the end: all resources can be taken exclusively at once.
+//! - everything is free at the end: all resources can be taken exclusively at once;
+//! - nothing is leaked: callback closures and future wakers own handles of their sets'
+//!   resources, and once the workload's handles are dropped every resource must be gone (a
+//!   closure or waker kept past its use would make a cycle).
+//!
+//! Timed and interruptible waits take timeouts from the whole `Duration` range, up to ones
+//! too long to add to `Instant::now()` (`Duration::MAX`), and no timeout at all.
 
 use super::differential::Policy;
 use crate::engine::Engine;
@@ -184,16 +190,24 @@ fn worker() -> Worker {
         .clone()
 }
 
-struct ThreadWaker(thread::Thread);
-impl Wake for ThreadWaker {
+/// Unparks the polling thread; owns handles of the future's resources, as a task that owns
+/// the buffers it waits for does.
+struct ThreadWaker<E: Engine> {
+    thread: thread::Thread,
+    _owns: ResourceSet<E>,
+}
+impl<E: Engine> Wake for ThreadWaker<E> {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.thread.unpark();
     }
 }
 
-fn block_on<F: Future>(fut: F) -> F::Output {
+fn block_on<E: Engine, F: Future>(fut: F, owns: &ResourceSet<E>) -> F::Output {
     let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let waker = Waker::from(Arc::new(ThreadWaker {
+        thread: thread::current(),
+        _owns: owns.clone(),
+    }));
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
@@ -223,21 +237,33 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
     };
     match step.how {
         ConcHow::Wait => blocking(set.wait(), &[]),
-        ConcHow::WaitTimeout => blocking(
-            set.wait_timeout(Duration::from_micros(hold.into())),
-            &[Error::Timeout],
-        ),
-        ConcHow::WaitInterruptible => blocking(
-            set.wait_interruptible(Some(Duration::from_millis(1)), &sh.interrupt),
-            &[Error::Timeout, Error::Interrupted],
-        ),
+        ConcHow::WaitTimeout => {
+            let timeout = match hold % 8 {
+                0 => Duration::MAX,
+                1 => Duration::from_nanos(1),
+                2 => Duration::from_secs(u64::MAX / 2),
+                _ => Duration::from_micros(hold.into()),
+            };
+            blocking(set.wait_timeout(timeout), &[Error::Timeout])
+        }
+        ConcHow::WaitInterruptible => {
+            let timeout = match hold % 4 {
+                0 => Some(Duration::MAX),
+                1 => None,
+                _ => Some(Duration::from_millis(1)),
+            };
+            blocking(
+                set.wait_interruptible(timeout, &sh.interrupt),
+                &[Error::Timeout, Error::Interrupted],
+            )
+        }
         ConcHow::Try => blocking(set.try_acquire(), &[Error::WouldBlock]),
         ConcHow::FireInterrupt => {
             sh.interrupt.interrupt();
             thread::yield_now();
             sh.interrupt.clear();
         }
-        ConcHow::Future => match block_on(set.acquire()) {
+        ConcHow::Future => match block_on(set.acquire(), &set) {
             Ok(g) => {
                 sh.use_set(&entries, ignore, hold);
                 drop(g);
@@ -261,14 +287,16 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
             );
             let ran = Arc::new(AtomicBool::new(false));
             let cancelled = Arc::new(AtomicBool::new(false));
-            let (sh2, ran2, cancelled2, entries2) = (
+            let (sh2, ran2, cancelled2, entries2, owns) = (
                 Arc::clone(sh),
                 Arc::clone(&ran),
                 Arc::clone(&cancelled),
                 entries.clone(),
+                set.clone(),
             );
             sh.expected_callbacks.fetch_add(1, SeqCst);
             let pending = set.on_grant(dispatch, move |g| {
+                let _owns = owns;
                 if ran2.swap(true, SeqCst) {
                     sh2.violation("a callback ran twice".into());
                 }
@@ -372,6 +400,18 @@ pub fn run_on<E: Engine>(workload: &Workload) -> Result<(), String> {
         problems.push(format!(
             "resources not free at the end ({e}): {:#?}",
             sh.resources
+        ));
+    }
+    drop(all);
+    let made: Vec<_> = sh
+        .resources
+        .iter()
+        .map(|r| Arc::downgrade(&r.core))
+        .collect();
+    drop(sh);
+    if let Err(alive) = super::wait_all_gone(&made) {
+        problems.push(format!(
+            "resources {alive:?} still alive after the workload's handles were dropped (a cycle)"
         ));
     }
     if problems.is_empty() {

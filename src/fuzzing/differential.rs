@@ -18,7 +18,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -82,6 +82,11 @@ pub enum How {
     WaitTimeout,
     /// `wait_interruptible` with an interrupt that has already fired.
     WaitInterrupted,
+    /// `wait_interruptible(Some(Duration::MAX))` with an interrupt that has already fired: a
+    /// timeout too long for `Instant` (issue 8), given up by the interrupt.
+    WaitMaxInterrupted,
+    /// `wait_timeout(1 ns)`: the smallest timeout that is not zero.
+    WaitNanos,
 }
 
 impl Script {
@@ -108,7 +113,11 @@ impl How {
     fn sync(self) -> bool {
         matches!(
             self,
-            How::TryAcquire | How::WaitTimeout | How::WaitInterrupted
+            How::TryAcquire
+                | How::WaitTimeout
+                | How::WaitInterrupted
+                | How::WaitMaxInterrupted
+                | How::WaitNanos
         )
     }
     fn callback(self) -> bool {
@@ -414,7 +423,11 @@ impl Driver {
                         Ok(()) => Outcome::Done,
                         Err(e) => Outcome::Refused(e),
                     },
-                    How::TryAcquire | How::WaitTimeout | How::WaitInterrupted => {
+                    How::TryAcquire
+                    | How::WaitTimeout
+                    | How::WaitInterrupted
+                    | How::WaitMaxInterrupted
+                    | How::WaitNanos => {
                         m.enqueue(id).expect("sync sets are never refused");
                         if m.status(id) == Status::Granted {
                             Outcome::Acquired(Ok(()))
@@ -422,7 +435,7 @@ impl Driver {
                             assert!(m.cancel(id));
                             Outcome::Acquired(Err(match how {
                                 How::TryAcquire => Error::WouldBlock,
-                                How::WaitTimeout => Error::Timeout,
+                                How::WaitTimeout | How::WaitNanos => Error::Timeout,
                                 _ => Error::Interrupted,
                             }))
                         }
@@ -497,17 +510,26 @@ impl Driver {
         let e2 = self.reference.all_free();
         e1.and(e2)
             .map_err(|e| format!("{e}\nsteps: {:#?}", self.log))?;
+        // Wakers and callbacks owned handles of their sets' resources: once every handle and
+        // set is dropped, no resource may be left alive (a reference cycle, issue 8).
+        let e1 = self.lock_free.all_gone();
+        let e2 = self.reference.all_gone();
+        e1.and(e2)
+            .map_err(|e| format!("{e}\nsteps: {:#?}", self.log))?;
         Ok(self.coverage)
     }
 }
 
-/// Counts wake-ups of a future.
-#[derive(Default)]
-struct WakeCount(AtomicUsize);
+/// Counts wake-ups of a future. It owns handles of the future's resources, as a task that
+/// owns the buffers it waits for does: a waker kept past the grant keeps them alive.
+struct WakeCount<E: Engine> {
+    wakes: AtomicUsize,
+    _owns: ResourceSet<E>,
+}
 
-impl Wake for WakeCount {
+impl<E: Engine> Wake for WakeCount<E> {
     fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
+        self.wakes.fetch_add(1, SeqCst);
     }
 }
 
@@ -527,7 +549,7 @@ enum Handle<E: Engine> {
     },
     Future {
         fut: Option<Acquire<E>>,
-        wakes: Arc<WakeCount>,
+        wakes: Arc<WakeCount<E>>,
         polled: bool,
         guard: Option<Guard<E>>,
     },
@@ -537,6 +559,8 @@ enum Handle<E: Engine> {
 /// One engine driven by the script.
 struct Side<E: Engine> {
     resources: Vec<Option<Resource<E>>>,
+    /// Every resource ever made, weakly: all must be gone once everything is dropped.
+    made: Vec<Weak<E::Core>>,
     sets: Vec<Handle<E>>,
     interrupt: Interrupt,
 }
@@ -547,6 +571,7 @@ impl<E: Engine> Side<E> {
         interrupt.interrupt();
         Side {
             resources: Vec::new(),
+            made: Vec::new(),
             sets: Vec::new(),
             interrupt,
         }
@@ -563,7 +588,7 @@ impl<E: Engine> Side<E> {
         Ok(set)
     }
 
-    fn poll(fut: &mut Acquire<E>, wakes: &Arc<WakeCount>) -> Poll<Result<Guard<E>, Error>> {
+    fn poll(fut: &mut Acquire<E>, wakes: &Arc<WakeCount<E>>) -> Poll<Result<Guard<E>, Error>> {
         let waker = Waker::from(Arc::clone(wakes));
         Pin::new(fut).poll(&mut Context::from_waker(&waker))
     }
@@ -571,7 +596,9 @@ impl<E: Engine> Side<E> {
     fn apply(&mut self, act: &Act) -> Result<Outcome, String> {
         Ok(match *act {
             Act::NewResource => {
-                self.resources.push(Some(Resource::new()));
+                let r = Resource::new();
+                self.made.push(Arc::downgrade(&r.core));
+                self.resources.push(Some(r));
                 Outcome::Done
             }
             Act::DropResource(r) => {
@@ -682,7 +709,10 @@ impl<E: Engine> Side<E> {
                 });
                 let s = Arc::clone(&slot);
                 let keep = how == How::Callback;
+                // The closure owns handles of its set's resources (see `WakeCount`).
+                let owns = set.clone();
                 let r = set.on_grant(Dispatch::Direct, move |g| {
+                    let _owns = owns;
                     s.runs.fetch_add(1, SeqCst);
                     if keep {
                         *s.guard.lock().unwrap() = Some(g);
@@ -703,7 +733,10 @@ impl<E: Engine> Side<E> {
             How::Future => (
                 Handle::Future {
                     fut: Some(set.acquire()),
-                    wakes: Arc::default(),
+                    wakes: Arc::new(WakeCount {
+                        wakes: AtomicUsize::new(0),
+                        _owns: set.clone(),
+                    }),
                     polled: false,
                     guard: None,
                 },
@@ -712,6 +745,10 @@ impl<E: Engine> Side<E> {
             How::TryAcquire => acquired(set.try_acquire()),
             How::WaitTimeout => acquired(set.wait_timeout(Duration::ZERO)),
             How::WaitInterrupted => acquired(set.wait_interruptible(None, &self.interrupt)),
+            How::WaitMaxInterrupted => {
+                acquired(set.wait_interruptible(Some(Duration::MAX), &self.interrupt))
+            }
+            How::WaitNanos => acquired(set.wait_timeout(Duration::from_nanos(1))),
         }
     }
 
@@ -733,7 +770,7 @@ impl<E: Engine> Side<E> {
                 }
             }
             if let Handle::Future { wakes, .. } = h {
-                if wakes.0.load(SeqCst) > 1 {
+                if wakes.wakes.load(SeqCst) > 1 {
                     return Err(format!("set {id}: future woken more than once"));
                 }
             }
@@ -772,7 +809,7 @@ impl<E: Engine> Side<E> {
                         (_, Some(_)) => Status::Granted,
                         (None, None) => Status::Gone,
                         (Some(_), None) if !polled => Status::Unqueued,
-                        (Some(_), None) if wakes.0.load(SeqCst) > 0 => Status::Granted,
+                        (Some(_), None) if wakes.wakes.load(SeqCst) > 0 => Status::Granted,
                         (Some(_), None) => Status::Queued,
                     },
                     Handle::Sync(g) => {
@@ -801,6 +838,20 @@ impl<E: Engine> Side<E> {
                 self.resources
             )),
         }
+    }
+}
+
+impl<E: Engine> Side<E> {
+    /// Drops every handle, then checks that every resource ever made is gone.
+    fn all_gone(&mut self) -> Result<(), String> {
+        self.resources.clear();
+        self.sets.clear();
+        super::wait_all_gone(&self.made).map_err(|alive| {
+            format!(
+                "{}: resources {alive:?} still alive after every handle and set was dropped (a cycle)",
+                E::NAME
+            )
+        })
     }
 }
 

@@ -30,3 +30,29 @@ pub fn concurrent_bytes(bytes: &[u8]) {
         concurrent::run(&workload);
     }
 }
+
+/// Waits until every resource in `made` is gone, which it must be once every handle and set
+/// of them is dropped (rule 10: nothing leaked; a waker or callback that kept a handle past
+/// its use would make a cycle). Resources of a released set can still be on their way out:
+/// the lock-free engine gives them back through the epoch collector (pinning and flushing
+/// here lets it advance), a pool callback may still be dropping its closure. `Err`: the
+/// indices still alive after two seconds.
+pub(crate) fn wait_all_gone<C>(made: &[std::sync::Weak<C>]) -> Result<(), Vec<usize>> {
+    let alive = || -> Vec<usize> {
+        (0..made.len())
+            .filter(|&i| made[i].strong_count() > 0)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let left = alive();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(left);
+        }
+        crate::sync::epoch::pin().flush();
+        std::thread::yield_now();
+    }
+}

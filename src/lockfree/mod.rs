@@ -132,6 +132,15 @@ impl Engine for LockFree {
     }
 }
 
+/// Hands this thread's deferred frees (a released multi-resource set gives its resources back
+/// through the epoch collector) to the global collector, where any thread can run them. A
+/// thread that goes idle after kds work calls it: otherwise its last few dozen deferred frees,
+/// and the resources they hold, would wait in its thread-local bag until it next touches kds.
+/// A no-op (one pin) when the bag is empty.
+pub(crate) fn hand_off_deferred_frees() {
+    epoch::pin().flush();
+}
+
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
 /// queue where something waits behind them (rules 3 and 6).
 ///
