@@ -70,10 +70,13 @@ enum Kind<E: Engine> {
 // taken only by the one thread that delivers the grant, which the engine's exactly-once grant
 // makes unique (rule 5); the callback only by the thread that runs it, which that deliverer
 // picks (itself, or the one worker or pool job it hands the request to, through a channel or
-// spawn that orders the two), or by `forget_client` when no grant can ever be delivered. The
-// thread cell is written only by the waiting thread while `state` is `EMPTY`, before its CAS
-// to `PARKED` (Release), and taken only by the deliverer after its swap saw `PARKED`
-// (Acquire). Every other field is Sync. The callback and the dispatch are `Send`.
+// spawn that orders the two). Both are taken instead by `forget_client` when no grant can ever
+// be delivered (a cancel that won against the grant on the request's state word, or a refused
+// enqueue), so never while a deliverer may touch them. The thread cell is written only by the
+// waiting thread while `state` is `EMPTY` (before its CAS to `PARKED`, Release, or after its
+// CAS from `PARKED` back to `EMPTY` in `withdraw_park`), and taken by the deliverer only
+// after its swap saw `PARKED` (Acquire). Every other field is Sync. The callback and the
+// dispatch are `Send`.
 unsafe impl<E: Engine> Sync for Waiter<E> {}
 
 impl<E: Engine> Waiter<E> {
@@ -139,9 +142,16 @@ impl<E: Engine> Waiter<E> {
     /// interrupt), so a late delivery does not unpark the thread for nothing.
     pub(crate) fn withdraw_park(&self) {
         // Relaxed failure: a failed CAS means DELIVERED, which the caller does not read.
-        let _ = self
+        let withdrawn = self
             .state
-            .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
+            .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if let (true, Kind::Thread(cell)) = (withdrawn, &self.kind) {
+            // SAFETY: the state is EMPTY again, so no deliverer reads the cell (it reads it
+            // only after its swap saw PARKED), and only this waiting thread writes it. The
+            // handle is not left in a request that may linger in a queue.
+            drop(cell.with_mut(|slot| unsafe { (*slot).take() }));
+        }
     }
 
     /// Whether delivery runs a callback on the delivering thread.
@@ -255,7 +265,7 @@ pub(crate) fn deliver<E: Engine>(req: Arc<E::Request>) {
                 // The request keeps no handle of the worker: dropping the last one lets the
                 // thread end once it has run the job (see `Worker`).
                 Some(Dispatch::Worker(worker)) => worker.send(req),
-                Some(Dispatch::Pool) => rayon::spawn(move || {
+                Some(Dispatch::Pool) => on_pool(move || {
                     run_callback::<E>(req);
                     // A pool thread may idle for long after this job.
                     crate::lockfree::hand_off_deferred_frees();
@@ -280,9 +290,37 @@ pub(crate) fn run_callback<E: Engine>(req: Arc<E::Request>) {
     let f = cell.with_mut(|slot| unsafe { (*slot).take() });
     if let Some(f) = f {
         let guard = Guard::from_granted(req);
-        let _ = catch_unwind(AssertUnwindSafe(move || f(guard)));
+        contain(move || f(guard));
     }
     flush();
+}
+
+/// Runs `f`, catching a panic (the panic hook has reported it). The payload is dropped inside
+/// a second catch, and leaked if its own `Drop` panics too: a payload like that must not take
+/// down the thread that delivers grants (a `Worker` thread whose later jobs would be lost).
+pub(crate) fn contain(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+    }
+}
+
+/// Runs `job` on rayon's global pool, or on a thread of its own if that pool cannot start
+/// (rayon would panic, and the job, holding a granted request, would be lost). Used for
+/// `Dispatch::Pool` and for grants made while a thread's locals are torn down, which must not
+/// run on the granting thread (the reference engine may still hold its lock there).
+fn on_pool(job: impl FnOnce() + Send + 'static) {
+    static POOL_STARTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let pool = *POOL_STARTS.get_or_init(|| catch_unwind(rayon::current_num_threads).is_ok());
+    if pool {
+        rayon::spawn(job);
+    } else {
+        // If even this fails, the system cannot start a thread; the job is dropped with it.
+        let _ = std::thread::Builder::new()
+            .name("kds-deferred".into())
+            .spawn(job);
+    }
 }
 
 /// This thread's grants waiting for delivery. Wake-ups (threads, futures, workers, the pool)
@@ -320,7 +358,7 @@ pub(crate) fn push(req: Arc<dyn Deliver>) {
         // This thread's locals are being torn down (a guard dropped in a thread-local
         // destructor): deliver from the pool instead, never lose the grant.
         let req = req.take().expect("not queued");
-        rayon::spawn(move || {
+        on_pool(move || {
             req.deliver();
             flush();
         });
@@ -347,7 +385,7 @@ fn pop(callbacks: bool) -> Option<Arc<dyn Deliver>> {
 /// Delivers one grant. A panic (a waker's, say) is caught, so the rest of the queue is still
 /// delivered; the panic hook has already reported it.
 fn deliver_one(next: Arc<dyn Deliver>) {
-    let _ = catch_unwind(AssertUnwindSafe(move || next.deliver()));
+    contain(move || next.deliver());
 }
 
 /// Delivers every wake-up queued on this thread, and every direct callback unless an outer

@@ -33,9 +33,26 @@ pub enum Enqueued {
 /// One resource of a set, as the engines see it: the resource's state and the access mode.
 pub type Entry<E> = (Arc<<E as Engine>::Core>, Access);
 
-/// An implementation of the KDS rules (`shared/kds-spec.md`). Not implementable outside kds.
+/// An implementation of the KDS rules (`shared/kds-spec.md`). Not implementable outside kds:
+/// its two implementations are [`LockFree`](crate::LockFree) (behind `kds::*`) and
+/// [`reference::Reference`](crate::reference::Reference) (behind `kds::reference::*`). Name it
+/// to write code that runs on either, through [`generic`](crate::generic):
 ///
-/// Contract: every grant is reported exactly once, by pushing the request onto the calling
+/// ```
+/// use kds::generic::{Resource, ResourceSet};
+/// use kds::Engine;
+///
+/// fn swap_buffers<E: Engine>(front: &Resource<E>, back: &Resource<E>) -> Result<(), kds::Error> {
+///     let both = ResourceSet::new().exclusive(front).exclusive(back);
+///     let _held = both.lock()?; // borrows `both`
+///     Ok(())
+/// }
+/// swap_buffers::<kds::LockFree>(&Resource::new(), &Resource::new())?;
+/// swap_buffers::<kds::reference::Reference>(&Resource::new(), &Resource::new())?;
+/// # Ok::<(), kds::Error>(())
+/// ```
+///
+/// Contract (for the engines): every grant is reported exactly once, by pushing the request onto the calling
 /// thread's delivery queue (`delivery::push`); engines never run user code.
 pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// Per-resource state, shared by every handle of one resource.

@@ -5,6 +5,22 @@ use std::fmt;
 /// Why a request was refused or did not complete.
 ///
 /// Every refusal leaves nothing queued: the set's links are gone when the error is returned.
+/// It is `Copy`, compares with `==`, and displays as a sentence.
+///
+/// ```
+/// use kds::{Error, Resource, ResourceSet};
+/// use std::time::Duration;
+///
+/// let buffer = Resource::new();
+/// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+/// match ResourceSet::new().exclusive(&buffer).wait_timeout(Duration::from_millis(1)) {
+///     Ok(_guard) => unreachable!("still held"),
+///     Err(Error::Timeout) => { /* skip this frame */ }
+///     Err(other) => return Err(other),
+/// }
+/// drop(held);
+/// # Ok::<(), kds::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Error {

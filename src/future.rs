@@ -6,6 +6,7 @@ use crate::guard::Guard;
 use crate::Error;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,6 +18,18 @@ use std::task::{Context, Poll};
 /// The set is enqueued on the first poll. Dropping the future before it resolves cancels the
 /// request; if the grant raced the drop, the set is released at once. Once it resolves, the
 /// request keeps no waker: a waker (a task) may own handles of the set's own resources.
+///
+/// ```
+/// use kds::{Resource, ResourceSet};
+///
+/// let frame = Resource::new();
+/// let held = ResourceSet::new().exclusive(&frame).wait()?;
+/// let want = ResourceSet::new().shared(&frame).acquire(); // nothing queued yet
+/// let task = std::thread::spawn(move || futures_executor::block_on(want).map(drop));
+/// drop(held); // wakes the task
+/// task.join().unwrap()?;
+/// # Ok::<(), kds::Error>(())
+/// ```
 ///
 /// # Panics
 ///
@@ -66,8 +79,13 @@ impl<E: Engine> Future for Acquire<E> {
         if waiter.is_delivered() {
             return Poll::Ready(Ok(granted::<E>(req)));
         }
-        // Register, then check: a delivery after the check wakes the registered waker.
-        waiter.register_waker(cx.waker());
+        // Register, then check: a delivery after the check wakes the registered waker. The
+        // waker's own code runs here (its clone, the old one's drop): should it panic, the
+        // future keeps its request, so dropping it still cancels or releases the set.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| waiter.register_waker(cx.waker()))) {
+            self.state = State::Queued(req);
+            resume_unwind(panic);
+        }
         if waiter.is_delivered() {
             return Poll::Ready(Ok(granted::<E>(req)));
         }
@@ -122,5 +140,76 @@ impl<E: Engine> fmt::Debug for Acquire<E> {
             .field("engine", &E::NAME)
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+    use crate::engine::Engine;
+    use crate::{LockFree, Resource, ResourceSet};
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// A waker with a sentinel, whose drop may panic.
+    struct Sentinel {
+        _alive: Arc<()>,
+        panic_on_drop: bool,
+    }
+    impl Wake for Sentinel {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for Sentinel {
+        fn drop(&mut self) {
+            if self.panic_on_drop && !std::thread::panicking() {
+                panic!("the waker's drop panics (expected by the test)");
+            }
+        }
+    }
+
+    /// The window no public test reaches deterministically: a poll registers its waker just
+    /// after the grant was delivered (the deliverer's wake found none). The future must drop
+    /// that waker when it resolves, and build its guard first, so a waker whose drop panics
+    /// still releases the set.
+    #[test]
+    fn a_waker_registered_after_the_delivery_is_dropped_when_the_future_resolves() {
+        let quiet = Waker::from(Arc::new(Sentinel {
+            _alive: Arc::new(()),
+            panic_on_drop: false,
+        }));
+        for panics in [false, true] {
+            let r = Resource::new();
+            let hold = ResourceSet::new().exclusive(&r).try_acquire().unwrap();
+            let mut fut = ResourceSet::new().exclusive(&r).acquire();
+            let poll = |fut: &mut super::Acquire<LockFree>| {
+                Pin::new(fut).poll(&mut Context::from_waker(&quiet))
+            };
+            assert!(poll(&mut fut).is_pending());
+            drop(hold); // grants the future and delivers: the wake takes `quiet`
+            let alive = Arc::new(());
+            let late = Waker::from(Arc::new(Sentinel {
+                _alive: alive.clone(),
+                panic_on_drop: panics,
+            }));
+            let State::Queued(req) = &fut.state else {
+                panic!("the future is not queued");
+            };
+            LockFree::waiter(req).register_waker(&late);
+            drop(late);
+            match catch_unwind(AssertUnwindSafe(|| poll(&mut fut))) {
+                Ok(Poll::Ready(Ok(guard))) if !panics => drop(guard),
+                Err(_) if panics => {}
+                Ok(other) => panic!("unexpected poll: {:?}", other.map(|r| r.map(drop))),
+                Err(_) => panic!("poll panicked"),
+            }
+            assert_eq!(Arc::strong_count(&alive), 1, "the late waker was kept");
+            assert!(
+                ResourceSet::new().exclusive(&r).try_acquire().is_ok(),
+                "panics = {panics}: the set was left held"
+            );
+        }
     }
 }

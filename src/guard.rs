@@ -10,6 +10,27 @@ use std::sync::Arc;
 /// A granted, held set. Dropping it releases the set (the seed's
 /// `kds_resource_set_release`), which may grant other sets and run their direct callbacks on
 /// this thread.
+///
+/// Made by [`wait`](crate::ResourceSet::wait), [`wait_timeout`](crate::ResourceSet::wait_timeout),
+/// [`wait_interruptible`](crate::ResourceSet::wait_interruptible),
+/// [`try_acquire`](crate::ResourceSet::try_acquire), handed to an
+/// [`on_grant`](crate::ResourceSet::on_grant) callback, or the output of an
+/// [`acquire`](crate::ResourceSet::acquire) future. It owns handles of its resources, is
+/// `Send` and `Sync`, and may be released on any thread.
+///
+/// ```
+/// use kds::{Resource, ResourceSet};
+///
+/// let buffer = Resource::new();
+/// let guard = ResourceSet::new().exclusive(&buffer).wait()?;
+/// let renderer = std::thread::spawn(move || {
+///     // ... render ...
+///     guard.release(); // same as drop(guard)
+/// });
+/// renderer.join().unwrap();
+/// assert!(ResourceSet::new().exclusive(&buffer).try_acquire().is_ok());
+/// # Ok::<(), kds::Error>(())
+/// ```
 #[must_use = "dropping a Guard releases the set at once"]
 pub struct Guard<E: Engine> {
     held: ManuallyDrop<Held<E>>,
@@ -38,7 +59,8 @@ impl<E: Engine> Guard<E> {
         }
     }
 
-    /// Releases the set now (same as dropping the guard).
+    /// Releases the set now (same as dropping the guard). Sets waiting behind it may be
+    /// granted by this call; their direct callbacks then run on this thread before it returns.
     pub fn release(self) {
         drop(self);
     }
@@ -67,6 +89,19 @@ impl<E: Engine> Drop for Guard<E> {
 /// uncontended fast path it takes no reference counts at all (the set's own handles keep the
 /// resources alive), which makes it the cheapest way to hold a set for a scope. Dropping it
 /// releases the set.
+///
+/// ```
+/// use kds::{Resource, ResourceSet};
+///
+/// let buffer = Resource::new();
+/// let set = ResourceSet::new().exclusive(&buffer);
+/// {
+///     let _held = set.lock()?;
+///     assert!(set.try_acquire().is_err());
+/// } // released here
+/// assert!(set.try_acquire().is_ok());
+/// # Ok::<(), kds::Error>(())
+/// ```
 #[must_use = "dropping a SetGuard releases the set at once"]
 pub struct SetGuard<'a, E: Engine> {
     held: BorrowedHeld<'a, E>,
@@ -130,14 +165,40 @@ impl<E: Engine> fmt::Debug for Guard<E> {
 ///
 /// Dropping it does not cancel the request: the callback still runs when the set is granted.
 /// Call [`cancel`](Pending::cancel) to withdraw it.
+///
+/// ```
+/// use kds::{Dispatch, Resource, ResourceSet};
+///
+/// let buffer = Resource::new();
+/// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+/// let pending = ResourceSet::new().shared(&buffer).on_grant(Dispatch::Direct, |guard| drop(guard))?;
+/// assert!(!pending.is_granted());
+/// // The flip is no longer wanted: withdraw it. `true`: the callback will never run.
+/// assert!(pending.cancel());
+/// drop(held);
+/// # Ok::<(), kds::Error>(())
+/// ```
 pub struct Pending<E: Engine> {
     pub(crate) req: Arc<E::Request>,
 }
 
 impl<E: Engine> Pending<E> {
-    /// Withdraws the request. `true`: the callback will never run and nothing is left queued.
-    /// `false`: too late, the set was or will be granted and the callback runs (or ran).
-    /// Safe against a grant racing on another thread (spec rule 5).
+    /// Withdraws the request. `true`: the callback will never run and nothing is left queued
+    /// (the closure is dropped now). `false`: too late, the set was or will be granted and
+    /// the callback runs (or ran); the callback's guard then releases the set as usual. Safe
+    /// against a grant racing on another thread (spec rule 5): exactly one of the two happens.
+    /// Sets that waited behind the cancelled one may be granted by this call.
+    ///
+    /// ```
+    /// use kds::{Dispatch, Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// // Free: the direct callback runs inside `on_grant`, so cancelling comes too late.
+    /// let p = ResourceSet::new().exclusive(&buffer).on_grant(Dispatch::Direct, drop)?;
+    /// assert!(p.is_granted());
+    /// assert!(!p.cancel());
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn cancel(self) -> bool {
         let cancelled = E::cancel(&self.req);
         if cancelled {
@@ -149,7 +210,8 @@ impl<E: Engine> Pending<E> {
         cancelled
     }
 
-    /// Whether the set has been granted (its callback started or is queued to start).
+    /// Whether the set has been granted (its callback started or is queued to start). A
+    /// snapshot: `false` may turn `true` at any moment on another thread.
     pub fn is_granted(&self) -> bool {
         E::is_granted(&self.req)
     }

@@ -12,6 +12,21 @@ use std::fmt;
 ///
 /// The waiter list is behind a small mutex: it is touched only by waits that use this
 /// interrupt, never by the engine's grant path.
+///
+/// ```
+/// use kds::{Error, Interrupt, Resource, ResourceSet};
+///
+/// let buffer = Resource::new();
+/// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+/// let int = Interrupt::new();
+/// int.interrupt(); // fired before the wait: a wait that would block returns at once
+/// let r = ResourceSet::new().exclusive(&buffer).wait_interruptible(None, &int);
+/// assert_eq!(r.unwrap_err(), Error::Interrupted);
+/// int.clear();
+/// assert!(!int.is_interrupted());
+/// drop(held);
+/// # Ok::<(), kds::Error>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct Interrupt {
     inner: Arc<Inner>,

@@ -45,6 +45,67 @@
 //! The rules every engine obeys (FIFO per resource, the trigger rule, no lost wake-up,
 //! exactly-once grants, the sync-locked policies) are those of the project's spec; see
 //! `docs/design.md` for how the lock-free engine keeps them.
+//!
+//! # Which path when
+//!
+//! Every request starts from a [`ResourceSet`]; how you ask decides who waits and where your
+//! code runs once the whole set is yours.
+//!
+//! | you are | ask with | you get | cost uncontended (k resources) |
+//! |---|---|---|---|
+//! | a thread that can block, holding for a scope | [`ResourceSet::lock`] | a [`SetGuard`] borrowing the set | no allocation, no reference counts: 2 atomics per resource |
+//! | a thread that can block, handing the hold on | [`ResourceSet::wait`] (or `wait_timeout`, `wait_interruptible`) | a [`Guard`] that owns the set | as `lock`, plus one handle clone per resource |
+//! | a thread that must not block | [`ResourceSet::try_acquire`] | a [`Guard`] or [`Error::WouldBlock`] | as `wait` |
+//! | an event handler (a display driver's flip) | [`ResourceSet::on_grant`] with [`Dispatch::Direct`] | your callback, on the thread that freed the last resource | two allocations (the request, the boxed closure) |
+//! | code that may take a while after the grant | [`ResourceSet::on_grant`] with [`Dispatch::Worker`] | your callback, on your [`Worker`] thread, in grant order | two allocations and a thread hand-off |
+//! | an async task | [`ResourceSet::acquire`]`.await` | a [`Guard`] | one allocation |
+//!
+//! Blocking requests make a *sync* set: while it holds or waits, its resources are
+//! *sync-locked*, and async requests choose what to do about that with [`Locked`] (wait their
+//! turn, fail at once, or go ahead anyway). Direct callbacks run on other clients' threads:
+//! keep them short, like interrupt handlers; chains of direct callbacks run in a loop, never
+//! recursively. Every request path returns [`Error`] for bad input, never panics.
+//!
+//! # Coming from the C `kds.h`
+//!
+//! | 2012 `kds.h` | kds |
+//! |---|---|
+//! | `struct kds_resource` + `kds_resource_init` / `kds_resource_term` | [`Resource::new`] / drop the last handle (reference counted: never destroyed in use) |
+//! | `kds_callback_init(cb, direct, fn)` | [`Dispatch::Direct`], or [`Dispatch::Worker`] for deferred callbacks; the closure is `fn` with its two parameters |
+//! | `kds_async_waitall(&rset, flags, cb, p1, p2, n, exclusive_bitmap, resources)` | `ResourceSet::new().exclusive(..).shared(..).locked(flags).on_grant(dispatch, closure)` → [`Pending`] |
+//! | `KDS_FLAG_LOCKED_{WAIT, FAIL, IGNORE}` | [`Locked::Wait`], [`Locked::Fail`] (→ [`Error::Busy`]), [`Locked::Ignore`] |
+//! | `kds_waitall(n, bitmap, resources, jiffies)` | [`ResourceSet::wait`] / [`wait_timeout`](ResourceSet::wait_timeout); NULL → [`Error::Timeout`] |
+//! | `-ERESTARTSYS` (a signal) | [`ResourceSet::wait_interruptible`] with an [`Interrupt`] → [`Error::Interrupted`] |
+//! | `kds_resource_set_release(&rset)` on a held set | drop the [`Guard`] |
+//! | `kds_resource_set_release(&rset)` on a pending set | [`Pending::cancel`] (`true`: withdrawn; `false`: the callback runs and releases) |
+//!
+//! A resource named twice in one set is merged (exclusive wins) instead of deadlocking, an
+//! empty set is granted at once, and a cancel from the middle of a queue wakes the sets behind
+//! it (the 2012 code had defects there; the spec's rules win).
+//!
+//! # Coming from sorted `RwLock`s
+//!
+//! Taking several `RwLock`s in a global order (sorted by address) also avoids deadlock, and
+//! uncontended it costs about the same as [`ResourceSet::lock`]. What kds adds: one request
+//! for the whole set, so a waiter queues on all of its resources at once and is granted
+//! when all are free, in FIFO order per resource (no writer starvation, no partial holds
+//! while it waits); asynchronous requests whose grant arrives as a callback or a future,
+//! which locks cannot express; and the sync-locked policies for mixing the two. Guards own
+//! their set and can be released from any thread.
+//!
+//! ```
+//! use kds::{Resource, ResourceSet};
+//! // Instead of: let (_a, _b) = if a_addr < b_addr { (a.write(), b.read()) } else { ... };
+//! let (a, b) = (Resource::new(), Resource::new());
+//! let both = ResourceSet::new().exclusive(&a).shared(&b); // build once, lock often
+//! let _held = both.lock()?;
+//! # Ok::<(), kds::Error>(())
+//! ```
+//!
+//! The runnable programs under `examples/` show each path in a whole program: a compositor
+//! frame loop with futures on tokio (`compositor`), a GPU-job scheduler with worker callbacks
+//! (`gpu_jobs`), the three locked policies side by side (`locked_policies`), and the render
+//! then flip pipeline on a simulated display (`pipeline`).
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -11,6 +11,14 @@
 //! from between shared links triggers the shared links behind it (rule 3), sync-locked state
 //! is a count of sync links (rule 8), and a grant racing a cancellation is decided under the
 //! lock, once (rule 5).
+//!
+//! ```
+//! use kds::reference::{Resource, ResourceSet};
+//!
+//! let buffer = Resource::new(); // a reference-engine resource: use it with reference sets
+//! let _g = ResourceSet::new().exclusive(&buffer).wait()?;
+//! # Ok::<(), kds::Error>(())
+//! ```
 
 use crate::delivery::{self, Deliver, Waiter};
 use crate::engine::{private, Engine, Enqueued, Entry, SetKind};

@@ -9,13 +9,29 @@ use std::sync::Arc;
 ///
 /// Cloning gives another handle to the same resource. A resource lives as long as any handle
 /// or any queued or held set refers to it, so dropping a handle while sets use the resource is
-/// safe (spec rule 10).
+/// safe (spec rule 10). It holds no data itself: keep it next to the buffer it stands for.
+/// Handles compare and hash by identity.
+///
+/// ```
+/// use kds::{Resource, ResourceSet};
+///
+/// struct Buffer {
+///     pixels: Vec<u32>,
+///     lock: Resource,
+/// }
+/// let buf = Buffer { pixels: vec![0; 64], lock: Resource::new() };
+/// let other = buf.lock.clone();
+/// assert!(other.same(&buf.lock) && other == buf.lock);
+/// let _g = ResourceSet::new().shared(&other).wait()?;
+/// assert_eq!(buf.pixels.len(), 64);
+/// # Ok::<(), kds::Error>(())
+/// ```
 pub struct Resource<E: Engine> {
     pub(crate) core: Arc<E::Core>,
 }
 
 impl<E: Engine> Resource<E> {
-    /// A new resource, free.
+    /// A new resource, free. Costs one small allocation.
     pub fn new() -> Self {
         Resource {
             core: Arc::new(E::Core::default()),

@@ -12,7 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The most resources one set may name (after merging duplicates).
+/// The most resources one set may name (after merging duplicates); a request for a larger set
+/// is refused with [`Error::BadSet`].
 pub const MAX_SET_LEN: usize = 1 << 16;
 
 /// How long a blocked thread spins (`spin_loop`) before it starts yielding, and how long it
@@ -77,11 +78,30 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 ///
 /// Build it with [`exclusive`](Self::exclusive), [`shared`](Self::shared) and
 /// [`access`](Self::access), then request it as many times as you like:
-/// blocking with [`wait`](Self::wait) and friends (a *sync* set), or asynchronously with
-/// [`on_grant`](Self::on_grant) or [`acquire`](Self::acquire) (an *async* set).
+/// blocking with [`wait`](Self::wait), [`lock`](Self::lock), [`wait_timeout`](Self::wait_timeout),
+/// [`wait_interruptible`](Self::wait_interruptible) or [`try_acquire`](Self::try_acquire) (a
+/// *sync* set), or asynchronously with [`on_grant`](Self::on_grant) or
+/// [`acquire`](Self::acquire) (an *async* set). Every request places the whole set in the
+/// resources' queues at once, so two sets that name the same resources in opposite orders
+/// cannot deadlock. The crate docs have a table of which request to use when.
 ///
 /// A resource named twice is merged into one link, exclusive winning (spec rule 11): a set
-/// never waits for itself. An empty set is granted at once.
+/// never waits for itself. An empty set is granted at once. Building a set clones one handle
+/// per resource; a set is `Send + Sync` and cheap to keep around and request again.
+///
+/// ```
+/// use kds::{Resource, ResourceSet};
+///
+/// let (color, depth, texture) = (Resource::new(), Resource::new(), Resource::new());
+/// // Render into `color` and `depth`, sample `texture`.
+/// let pass = ResourceSet::new().exclusive(&color).exclusive(&depth).shared(&texture);
+/// assert_eq!(pass.len(), 3);
+/// for _frame in 0..3 {
+///     let _held = pass.lock()?; // all three, or wait
+///     // ... draw ...
+/// } // released here
+/// # Ok::<(), kds::Error>(())
+/// ```
 pub struct ResourceSet<E: Engine> {
     /// Sorted by `Engine::order_key` (the engines' fixed resource order), no duplicates.
     entries: SmallVec<[Entry<E>; 4]>,
@@ -89,7 +109,14 @@ pub struct ResourceSet<E: Engine> {
 }
 
 impl<E: Engine> ResourceSet<E> {
-    /// An empty set.
+    /// An empty set (granted at once if requested as it is).
+    ///
+    /// ```
+    /// let set = kds::ResourceSet::new();
+    /// assert!(set.is_empty());
+    /// drop(set.wait()?); // nothing to wait for
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn new() -> Self {
         ResourceSet {
             entries: SmallVec::new(),
@@ -97,18 +124,54 @@ impl<E: Engine> ResourceSet<E> {
         }
     }
 
-    /// Adds `resource` in exclusive mode.
+    /// Adds `resource` in exclusive mode: while the set is held, nobody else holds it.
+    ///
+    /// ```
+    /// use kds::{Error, Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// let writer = ResourceSet::new().exclusive(&buffer);
+    /// let held = writer.wait()?;
+    /// // A second writer (or a reader) cannot get in meanwhile.
+    /// assert_eq!(writer.try_acquire().unwrap_err(), Error::WouldBlock);
+    /// drop(held);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn exclusive(self, resource: &Resource<E>) -> Self {
         self.access(resource, Access::Exclusive)
     }
 
-    /// Adds `resource` in shared mode.
+    /// Adds `resource` in shared mode: any number of shared holders at once, but no exclusive
+    /// one; a shared request queued behind an exclusive one waits for it (no overtaking).
+    ///
+    /// ```
+    /// use kds::{Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// let reader = ResourceSet::new().shared(&buffer);
+    /// let first = reader.wait()?;
+    /// let second = reader.try_acquire()?; // readers share
+    /// drop((first, second));
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn shared(self, resource: &Resource<E>) -> Self {
         self.access(resource, Access::Shared)
     }
 
     /// Adds `resource` in mode `access`. Naming a resource again merges the modes, exclusive
-    /// winning.
+    /// winning, so a set never waits for itself.
+    ///
+    /// ```
+    /// use kds::{Access, Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// let set = ResourceSet::new()
+    ///     .access(&buffer, Access::Shared)
+    ///     .access(&buffer, Access::Exclusive); // merged: one exclusive entry
+    /// assert_eq!(set.len(), 1);
+    /// drop(set.wait()?);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn access(mut self, resource: &Resource<E>, access: Access) -> Self {
         let key = E::order_key(&resource.core);
         match self
@@ -121,14 +184,15 @@ impl<E: Engine> ResourceSet<E> {
         self
     }
 
-    /// The policy of async requests of this set towards sync-locked resources (default
-    /// [`Locked::Wait`]). Sync requests ignore it.
+    /// The policy of async requests of this set towards sync-locked resources, those a
+    /// blocking (sync) set holds or waits for (default [`Locked::Wait`]; the seed's
+    /// `KDS_FLAG_LOCKED_*`). Sync requests ignore it. See [`Locked`] for an example.
     pub fn locked(mut self, policy: Locked) -> Self {
         self.policy = policy;
         self
     }
 
-    /// Number of distinct resources in the set.
+    /// Number of distinct resources in the set (duplicates merged).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -149,21 +213,79 @@ impl<E: Engine> ResourceSet<E> {
         Ok(E::new_request(&self.entries, kind, waiter))
     }
 
-    /// Blocks until the whole set is granted (the seed's `kds_waitall` without timeout).
+    /// Blocks until the whole set is granted (the seed's `kds_waitall` without timeout) and
+    /// returns a [`Guard`] that owns it: dropping the guard releases the set. The guard is
+    /// independent of `self` (it may outlive it and move to another thread); for a scoped hold,
+    /// [`lock`](Self::lock) is cheaper.
+    ///
+    /// The set is a *sync* set: while it holds or waits, its resources are sync-locked, which
+    /// async requests with [`Locked::Fail`] or [`Locked::Ignore`] treat specially. A waiting
+    /// thread spins briefly, then parks. Inside a direct callback, grants this thread owes
+    /// others are delivered before it blocks.
+    ///
+    /// ```
+    /// use kds::{Resource, ResourceSet};
+    /// use std::thread;
+    ///
+    /// let frame = Resource::new();
+    /// let gpu = ResourceSet::new().exclusive(&frame).wait()?;
+    /// let display = {
+    ///     let frame = frame.clone();
+    ///     thread::spawn(move || ResourceSet::new().shared(&frame).wait().map(drop))
+    /// };
+    /// drop(gpu); // the display's wait returns
+    /// display.join().unwrap()?;
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn wait(&self) -> Result<Guard<E>, Error> {
         self.wait_until(None, None)
     }
 
     /// Blocks until the set is granted or `timeout` has passed: then `Err(Error::Timeout)`,
-    /// with nothing left queued. Any `Duration` is accepted: one too long to be added to
-    /// [`Instant::now`] (such as `Duration::MAX`) waits without a deadline.
+    /// with nothing left queued (the seed's `kds_waitall` returning NULL). If the grant races
+    /// the timeout, the grant wins and the set is returned: never both, never neither. Any
+    /// `Duration` is accepted: one too long to be added to [`Instant::now`] (such as
+    /// `Duration::MAX`) waits without a deadline.
+    ///
+    /// ```
+    /// use kds::{Error, Resource, ResourceSet};
+    /// use std::time::Duration;
+    ///
+    /// let buffer = Resource::new();
+    /// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+    /// // One frame period, then give up: nothing stays queued.
+    /// let late = ResourceSet::new().shared(&buffer).wait_timeout(Duration::from_millis(16));
+    /// assert_eq!(late.unwrap_err(), Error::Timeout);
+    /// drop(held);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Guard<E>, Error> {
         self.wait_until(deadline_after(timeout), None)
     }
 
     /// Blocks until the set is granted, `timeout` (if any) has passed, or `interrupt` fires:
     /// then `Err(Error::Timeout)` or `Err(Error::Interrupted)`, with nothing left queued.
-    /// A `timeout` too long to be added to [`Instant::now`] waits without a deadline.
+    /// An interrupt that fired before the call (and was not cleared) interrupts at once
+    /// unless the set can be granted at once. A `timeout` too long to be added to
+    /// [`Instant::now`] waits without a deadline. This is what a kernel signal was to the
+    /// seed's `kds_waitall`.
+    ///
+    /// ```
+    /// use kds::{Error, Interrupt, Resource, ResourceSet};
+    /// use std::thread;
+    ///
+    /// let buffer = Resource::new();
+    /// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+    /// let stop = Interrupt::new();
+    /// let waiter = {
+    ///     let (buffer, stop) = (buffer.clone(), stop.clone());
+    ///     thread::spawn(move || ResourceSet::new().exclusive(&buffer).wait_interruptible(None, &stop).map(drop))
+    /// };
+    /// stop.interrupt(); // e.g. the application is shutting down
+    /// assert_eq!(waiter.join().unwrap().unwrap_err(), Error::Interrupted);
+    /// drop(held);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn wait_interruptible(
         &self,
         timeout: Option<Duration>,
@@ -177,6 +299,18 @@ impl<E: Engine> ResourceSet<E> {
     /// set touches a reference count or the heap. Use it to hold a set for a scope; use
     /// [`wait`](Self::wait) when the guard must outlive the set or move to another thread
     /// independently of it.
+    ///
+    /// ```
+    /// use kds::{Resource, ResourceSet};
+    ///
+    /// let (src, dst) = (Resource::new(), Resource::new());
+    /// let blit = ResourceSet::new().shared(&src).exclusive(&dst); // build once
+    /// for _ in 0..1000 {
+    ///     let _g = blit.lock()?; // cheapest hold: no allocation, no reference counts
+    ///     // ... copy src into dst ...
+    /// }
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn lock(&self) -> Result<SetGuard<'_, E>, Error> {
         if E::FAST_PATH && self.entries.len() <= MAX_SET_LEN {
             if E::try_fast(&self.entries) {
@@ -189,7 +323,20 @@ impl<E: Engine> ResourceSet<E> {
     }
 
     /// Takes the set if it can be granted at once, else `Err(Error::WouldBlock)` with nothing
-    /// left queued. Never blocks.
+    /// left queued. Never blocks. It is a sync request (it counts as sync-locking while it
+    /// holds).
+    ///
+    /// ```
+    /// use kds::{Error, Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// let set = ResourceSet::new().exclusive(&buffer);
+    /// let held = set.try_acquire()?;
+    /// assert_eq!(set.try_acquire().unwrap_err(), Error::WouldBlock);
+    /// drop(held);
+    /// assert!(set.try_acquire().is_ok());
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> Result<Guard<E>, Error> {
         if let Some(guard) = self.try_fast()? {
             return Ok(guard);
@@ -297,10 +444,35 @@ impl<E: Engine> ResourceSet<E> {
     /// guard that the set waits behind: that set is then never granted and the two keep each
     /// other alive, as two `Arc`s pointing at each other would.
     ///
-    /// # Panics
+    /// Errors: [`Error::Busy`] when the set's policy is [`Locked::Fail`] and a resource is
+    /// sync-locked; [`Error::BadSet`] for a set over [`MAX_SET_LEN`]. Either way nothing is
+    /// queued and the closure is dropped without running. A callback that panics is caught:
+    /// its guard is dropped while unwinding, which releases the set.
     ///
-    /// With [`Dispatch::Pool`], when the first pool callback is due and rayon's global pool
-    /// cannot start its threads (rayon panics then). The other dispatches never panic.
+    /// ```
+    /// use kds::{Dispatch, Resource, ResourceSet, Worker};
+    /// use std::sync::mpsc;
+    ///
+    /// let frame = Resource::new();
+    /// let gpu = ResourceSet::new().exclusive(&frame).wait()?;
+    ///
+    /// // The display asks for the frame and is told on its own thread when it is ready.
+    /// let display = Worker::spawn("display")?;
+    /// let (flipped, on_screen) = mpsc::channel();
+    /// let pending = ResourceSet::new().shared(&frame).on_grant(Dispatch::Worker(display), move |guard| {
+    ///     // ... queue the page flip; the frame stays held until `guard` drops ...
+    ///     flipped.send(()).unwrap();
+    ///     drop(guard);
+    /// })?;
+    /// assert!(!pending.is_granted());
+    /// drop(gpu); // rendering done: the display's callback runs on its worker
+    /// on_screen.recv().unwrap();
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    ///
+    /// It never panics itself; a panic from the closure's own `Drop`, when a refused request
+    /// drops it, reaches the caller (nothing is queued then). With [`Dispatch::Pool`], if
+    /// rayon's pool cannot start, callbacks run on a thread of their own instead.
     pub fn on_grant<F>(&self, dispatch: Dispatch, callback: F) -> Result<Pending<E>, Error>
     where
         F: FnOnce(Guard<E>) + Send + 'static,
@@ -316,6 +488,22 @@ impl<E: Engine> ResourceSet<E> {
 
     /// Requests the set asynchronously as a future. Nothing is queued until it is first
     /// polled; dropping it un-queues the set (or releases it, if it was granted meanwhile).
+    /// It is an async set and honours the set's [`Locked`] policy: with [`Locked::Fail`] it
+    /// resolves to `Err(Error::Busy)`. Works on any executor (the waker is all it uses).
+    ///
+    /// ```
+    /// use kds::{Resource, ResourceSet};
+    ///
+    /// let frame = Resource::new();
+    /// let compose = async {
+    ///     let guard = ResourceSet::new().shared(&frame).acquire().await?;
+    ///     // ... composite `frame` ...
+    ///     drop(guard);
+    ///     Ok::<(), kds::Error>(())
+    /// };
+    /// futures_executor::block_on(compose)?;
+    /// # Ok::<(), kds::Error>(())
+    /// ```
     pub fn acquire(&self) -> Acquire<E> {
         Acquire::new(self.request(false, Waiter::future()))
     }

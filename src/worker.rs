@@ -7,6 +7,30 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 /// Where an async set's grant callback runs (spec rule 9).
+///
+/// - `Direct` costs nothing extra and runs soonest, but runs on whichever thread completed
+///   the grant (maybe a release in another client's code path): keep such callbacks short and
+///   non-blocking, like an interrupt handler; queue a page flip, send on a channel.
+/// - `Worker` runs callbacks one at a time, in grant order, on a thread you own: the place for
+///   work that takes a while or must not run on other clients' threads.
+/// - `Pool` spreads callbacks over rayon's global pool, in no particular order.
+///
+/// ```
+/// use kds::{Dispatch, Resource, ResourceSet};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let buffer = Resource::new();
+/// let ran = Arc::new(AtomicBool::new(false));
+/// let flag = ran.clone();
+/// // Everything free: a direct callback runs before `on_grant` returns.
+/// ResourceSet::new().shared(&buffer).on_grant(Dispatch::Direct, move |guard| {
+///     flag.store(true, Ordering::SeqCst);
+///     drop(guard);
+/// })?;
+/// assert!(ran.load(Ordering::SeqCst));
+/// # Ok::<(), kds::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub enum Dispatch {
     /// On the thread whose operation completed the grant: inside `on_grant` when everything
@@ -24,7 +48,29 @@ pub enum Dispatch {
 /// were granted.
 ///
 /// Clones share the thread. The thread ends once every clone is dropped and every request
-/// that names it has been delivered or dropped.
+/// that names it has been delivered, cancelled or refused (a delivered request keeps no
+/// handle of it). While idle it blocks, burning no CPU.
+///
+/// ```
+/// use kds::{Dispatch, Resource, ResourceSet, Worker};
+/// use std::sync::mpsc;
+///
+/// let gpu = Worker::spawn("gpu-jobs")?;
+/// let (done, results) = mpsc::channel();
+/// let buffers: Vec<Resource> = (0..3).map(|_| Resource::new()).collect();
+/// for (i, b) in buffers.iter().enumerate() {
+///     let done = done.clone();
+///     ResourceSet::new().exclusive(b).on_grant(Dispatch::Worker(gpu.clone()), move |guard| {
+///         // ... run job i on the buffer ...
+///         drop(guard);
+///         done.send(i).unwrap();
+///     })?;
+/// }
+/// let mut order: Vec<usize> = (0..3).map(|_| results.recv().unwrap()).collect();
+/// order.sort();
+/// assert_eq!(order, [0, 1, 2]);
+/// # Ok::<(), kds::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Worker {
     inner: Arc<WorkerInner>,
@@ -74,14 +120,18 @@ impl Worker {
         })
     }
 
-    /// The thread's name.
+    /// The thread's name, as given to [`spawn`](Self::spawn).
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     pub(crate) fn send(&self, job: Arc<dyn Deliver>) {
-        // The receiver lives as long as any sender, and we hold one: sending cannot fail.
-        let _ = self.inner.jobs.send(job);
+        // The thread catches every panic of the jobs it runs (`delivery::contain`), so it
+        // lives as long as any sender. Should it have died all the same, the job runs here
+        // rather than being lost with its granted set.
+        if let Err(mpsc::SendError(job)) = self.inner.jobs.send(job) {
+            job.run_callback();
+        }
     }
 }
 

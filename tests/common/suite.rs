@@ -1221,3 +1221,73 @@ fn a_panicking_drop_of_withdrawn_client_data_loses_no_grant() {
         assert!(is_free(&r[0]));
     }
 }
+
+/// A waker whose code panics while the future registers it (here: the previous waker's drop):
+/// the panic reaches the caller, and the future still owns its request, so dropping it
+/// cancels the set instead of leaving it queued with no owner (and held for ever once
+/// granted).
+#[test]
+fn a_future_whose_waker_panics_while_registering_still_cleans_up() {
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::{Context, Waker};
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !thread::panicking() {
+                panic!("the waker's drop panics (expected by the test)");
+            }
+        }
+    }
+    impl std::task::Wake for PanicOnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+    struct Quiet;
+    impl std::task::Wake for Quiet {
+        fn wake(self: Arc<Self>) {}
+    }
+    let r = res(1);
+    let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
+    let mut fut = Box::pin(ResourceSet::new().exclusive(&r[0]).acquire());
+    let first = Waker::from(Arc::new(PanicOnDrop));
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&first)).is_pending());
+    drop(first); // the future holds the only copy
+    let second = Waker::from(Arc::new(Quiet));
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        fut.as_mut().poll(&mut Context::from_waker(&second)).is_pending()
+    }));
+    assert!(polled.is_err(), "the waker's panic reaches the caller");
+    drop(fut);
+    drop(hold);
+    assert!(is_free(&r[0]), "the future's set was left behind");
+}
+
+/// A callback that panics with a payload whose own `Drop` panics does not kill its `Worker`
+/// thread: the worker's next job still runs.
+#[test]
+fn a_worker_survives_a_panic_payload_that_panics_on_drop() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !thread::panicking() {
+                panic!("the payload's drop panics (expected by the test)");
+            }
+        }
+    }
+    let r = res(1);
+    let w = Worker::spawn("kds-test-payload").unwrap();
+    ResourceSet::new()
+        .exclusive(&r[0])
+        .on_grant(Dispatch::Worker(w.clone()), |_g| std::panic::panic_any(PanicOnDrop))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    ResourceSet::new()
+        .exclusive(&r[0])
+        .on_grant(Dispatch::Worker(w), move |g| {
+            drop(g);
+            tx.send(()).unwrap();
+        })
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).expect("the worker's next job never ran");
+    assert!(is_free(&r[0]));
+}
