@@ -356,14 +356,24 @@ pub fn run_on<E: Engine>(workload: &Workload) -> Result<(), String> {
         }
     });
     thread::scope(|s| {
-        for t in 0..threads {
-            let steps = workload.threads.get(t).map(Vec::as_slice).unwrap_or(&[]);
-            let sh = &sh;
-            s.spawn(move || {
-                for step in steps.iter().take(MAX_STEPS) {
-                    one_step(sh, step);
-                }
-            });
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let steps = workload.threads.get(t).map(Vec::as_slice).unwrap_or(&[]);
+                let sh = &sh;
+                s.spawn(move || {
+                    for step in steps.iter().take(MAX_STEPS) {
+                        one_step(sh, step);
+                    }
+                })
+            })
+            .collect();
+        // Joined one by one (the scope's own wait returns before a thread's locals are torn
+        // down): a fuzzer's leak check after this run must not see a thread's delivery queue
+        // still waiting for its thread-local destructor.
+        for h in handles {
+            if h.join().is_err() {
+                sh.violation("a workload thread panicked".into());
+            }
         }
     });
     // Callbacks queued on the worker or the pool may still be running.
