@@ -677,6 +677,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         md,
         "Why the misses happen and what would close them: see `docs/benchmarks-analysis.md`."
     )?;
+    // The C-side figures come from their own harness (`bash capi/bench/run.sh`, C against C):
+    // kept in docs/bench/c-abi.md and carried into every regenerated report.
+    let c_abi = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bench/c-abi.md");
+    if let Ok(section) = std::fs::read_to_string(&c_abi) {
+        writeln!(md, "\n{}", section.trim_end())?;
+    }
     std::fs::write(out.join("benchmarks.md"), md)?;
     println!(
         "wrote {}/benchmarks.md and {}/*.svg",

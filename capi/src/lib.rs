@@ -1,0 +1,38 @@
+//! # kds-capi: the 2012 `kds.h`, as a C library over kds's lock-free engine
+//!
+//! This crate builds `libkds.a` and `libkds.so`, which export the functions of the 2012 KDS
+//! RFC's `include/linux/kds.h` with the same names and signatures, declared by the
+//! hand-written `include/kds.h` at the top of the repository. A C program written against the
+//! seed's header builds against ours and links against this library unchanged (the user-space
+//! meaning of jiffies, `ERR_PTR` and signals is spelled out in the header and in
+//! `docs/c-api.md`).
+//!
+//! ## How the C objects map onto kds
+//!
+//! - `struct kds_resource` is caller-owned storage (a complete C type, so it can be embedded
+//!   by value) holding a live-marker word and a [`kds::Resource`] handle, written in place by
+//!   `kds_resource_init` and dropped by `kds_resource_term`. Sets hold their own handles, so
+//!   terminating a resource that is still in use is safe (spec rule 10).
+//! - `struct kds_callback` is caller-owned storage holding the user function, the dispatch
+//!   mode and, for deferred dispatch, a boxed [`kds::Worker`] that `kds_callback_term` drains.
+//! - `struct kds_resource_set` is opaque: an `Arc` of [`set::kds_resource_set`], whose one
+//!   state word lets the request call, the grant callback and a release meet without a lock.
+//! - `kds_waitall` is [`kds::ResourceSet::wait_interruptible`] with the calling thread's
+//!   interrupt ([`interrupt`]); `kds_async_waitall` is [`kds::ResourceSet::on_grant`] with
+//!   [`kds::Dispatch::Direct`] or [`kds::Dispatch::Worker`] and the [`kds::Locked`] policy of
+//!   its flags.
+//!
+//! Every exported function catches panics (`catch_unwind`) and turns them into an error
+//! return: a Rust panic never unwinds into C.
+//!
+//! The layout of the storage structs is asserted at compile time against the word counts
+//! that `include/kds.h` declares ([`abi::RESOURCE_WORDS`], [`abi::CALLBACK_WORDS`]), and a unit
+//! test reads the header to check they agree.
+
+#![allow(non_camel_case_types)]
+
+pub mod abi;
+pub mod callback;
+pub mod interrupt;
+pub mod resource;
+pub mod set;

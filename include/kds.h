@@ -1,0 +1,171 @@
+/*
+ * kds.h - the 2012 KDS (Kernel Dependency System) C API, in user space.
+ *
+ * Part of the kds repository (capi/, include/), MIT OR Apache-2.0.
+ * Implemented by libkds (capi/ in the kds repository) on kds's lock-free engine.
+ *
+ * Source-compatible with the include/linux/kds.h of the 2012 KDS RFC: same names, same
+ * signatures, same constant values. What the kernel expressed with jiffies, ERR_PTR and
+ * signals means here:
+ *
+ *   - timeouts are in milliseconds; KDS_WAIT_BLOCKING waits for ever; 0 does not block;
+ *   - kds_waitall returns the held set, NULL when the timeout passed, or an error pointer:
+ *     test it with KDS_IS_ERR(p) and decode it with KDS_PTR_ERR(p), a negative errno:
+ *       -EINTR   the calling thread's interrupt was raised (kds_interrupt_raise below;
+ *                the kernel returned -ERESTARTSYS on a signal)
+ *       -EINVAL  a bad value: negative or too large count (more than 65536 resources),
+ *                unknown flags, a struct that was never initialized (zero-filled) or was
+ *                terminated
+ *       -EFAULT  a NULL pointer where an object is needed; a counter overflow; an
+ *                internal error
+ *     kds_async_waitall and kds_callback_init return 0 or such a negative errno, plus
+ *       -EBUSY   KDS_FLAG_LOCKED_FAIL and a resource is held or waited for by a
+ *                kds_waitall caller
+ *       -ENOMEM  a deferred callback's worker thread could not be started.
+ *
+ * Errors are returned, never abort()ed. Nothing stays queued after an error or a timeout.
+ * Thread safety: every function may be called from any thread, including from inside a
+ * callback, except that a struct kds_resource / kds_callback must not be initialized or
+ * terminated while another thread uses it. docs/c-api.md lists every difference from the
+ * kernel original.
+ */
+#ifndef KDS_H
+#define KDS_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* kds_waitall timeout: wait until granted or interrupted. */
+#define KDS_WAIT_BLOCKING (ULONG_MAX)
+
+/* kds_async_waitall flags: what an async request does with a resource that a kds_waitall
+ * caller holds or waits for (a "sync-locked" resource). Any other bit is -EINVAL. */
+#define KDS_FLAG_LOCKED_FAIL (0u << 0)   /* fail with -EBUSY, queue nothing (flags == 0) */
+#define KDS_FLAG_LOCKED_IGNORE (1u << 0) /* don't wait for it, but block later requests */
+#define KDS_FLAG_LOCKED_WAIT (2u << 0)   /* no special treatment: wait in line */
+#define KDS_FLAG_LOCKED_ACTION (3u << 0) /* mask of the action bits */
+
+/* Error pointers (the kernel's IS_ERR / PTR_ERR / ERR_PTR, for kds_waitall's result). */
+#define KDS_MAX_ERRNO 4095
+#define KDS_IS_ERR(p) ((uintptr_t)(const void *)(p) >= (uintptr_t)-KDS_MAX_ERRNO)
+#define KDS_PTR_ERR(p) ((long)(intptr_t)(const void *)(p))
+#define KDS_ERR_PTR(e) ((void *)(intptr_t)(e))
+
+/* Storage sizes, in pointers, of the two structs callers embed. The library asserts at
+ * compile time that its objects fit exactly; the test suite checks these numbers. */
+#define KDS_RESOURCE_PRIVATE_WORDS 4
+#define KDS_CALLBACK_PRIVATE_WORDS 4
+
+/* One request for a set of resources: held, or pending. Opaque. */
+struct kds_resource_set;
+
+/* A grant callback's function: called with kds_async_waitall's two parameters. */
+typedef void (*kds_callback_fn)(void *callback_parameter, void *callback_extra_parameter);
+
+/* A grant callback: a function and where it runs. Embed by value; the contents are private
+ * (not the kernel's fields). */
+struct kds_callback {
+	void *kds_private_[KDS_CALLBACK_PRIVATE_WORDS];
+};
+
+/* One resource (typically one image buffer). Embed by value; the contents are private (not
+ * the kernel's list head). A zero-filled struct is refused (-EINVAL) until initialized. */
+struct kds_resource {
+	void *kds_private_[KDS_RESOURCE_PRIVATE_WORDS];
+};
+
+/* ---- callback objects ---- */
+
+/* Initialize *cb. direct != 0: user_cb runs on the thread whose call completed the grant
+ * (inside kds_async_waitall when everything is free, else inside the release that freed the
+ * last resource), so that thread must not hold locks the callback takes. direct == 0: it runs
+ * on a worker thread owned by *cb, one callback at a time, in grant order.
+ * Returns 0, -EFAULT (cb NULL), -EINVAL (user_cb NULL) or -ENOMEM (no worker thread). */
+int kds_callback_init(struct kds_callback *cb, int direct, kds_callback_fn user_cb);
+
+/* Terminate *cb. Deferred: first waits until every callback granted before the call has
+ * finished (unless called from one of them); requests still pending keep the worker and
+ * their callback runs when granted, so release them first. Don't hold locks those callbacks
+ * take. NULL, a zero-filled or terminated *cb is ignored. */
+void kds_callback_term(struct kds_callback *cb);
+
+/* ---- resources ---- */
+
+/* Initialize *resource as a new, free resource. NULL is ignored. */
+void kds_resource_init(struct kds_resource *resource);
+
+/* Forget *resource. Safe even while sets hold or wait for it: they keep it alive until they
+ * are released (the kernel asserted instead). NULL, a zero-filled or terminated struct is
+ * ignored. */
+void kds_resource_term(struct kds_resource *resource);
+
+/* ---- requests ---- */
+
+/* Request number_resources resources at once, asynchronously. Bit i of
+ * exclusive_access_bitmap (Linux bitmap order: word i / BITS_PER_LONG, bit i % BITS_PER_LONG)
+ * set means exclusive access to resource_list[i], clear means shared. cb's function runs with
+ * callback_parameter and callback_extra_parameter once all of them are granted; with a direct
+ * cb and everything free it runs before this call returns (unless this call is made inside a
+ * direct callback: then just after that callback returns, so that chains don't grow the
+ * stack). *pprset is set before the callback can run, so the callback may release it. The
+ * caller owns the set until kds_resource_set_release(pprset). flags: a KDS_FLAG_LOCKED_*
+ * action. A resource named twice counts once, exclusive winning; number_resources == 0 is
+ * granted at once. Returns 0 or a negative errno (see the top of this file); on error
+ * nothing is queued and *pprset is unchanged. */
+int kds_async_waitall(struct kds_resource_set **pprset,
+		      unsigned long flags,
+		      struct kds_callback *cb,
+		      void *callback_parameter,
+		      void *callback_extra_parameter,
+		      int number_resources,
+		      unsigned long *exclusive_access_bitmap,
+		      struct kds_resource **resource_list);
+
+/* Request number_resources resources at once and block until all are granted, timeout
+ * milliseconds pass, or the calling thread's interrupt is raised. Returns the held set
+ * (release it with kds_resource_set_release), NULL on timeout, or an error pointer
+ * (KDS_IS_ERR; KDS_PTR_ERR is -EINTR when interrupted). Don't call it while holding sets or
+ * locks that the holders of these resources need. */
+struct kds_resource_set *kds_waitall(int number_resources,
+				     unsigned long *exclusive_access_bitmap,
+				     struct kds_resource **resource_list,
+				     unsigned long timeout);
+
+/* Release the set in *pprset (or cancel it, if it is still pending) and set *pprset to NULL,
+ * atomically: when a cancellation path and a completion path call this at once with the same
+ * pprset, exactly one of them does the work and both return with *pprset == NULL. A pending
+ * set's callback that has not started by then never runs. NULL (pprset or *pprset) and error
+ * pointers are ignored. Releasing may grant other requests and run their direct callbacks on
+ * this thread before it returns: don't hold locks they take. */
+void kds_resource_set_release(struct kds_resource_set **pprset);
+
+/* ---- extension: interrupting kds_waitall (the kernel used signals) ---- */
+
+/* A counted reference to one thread's interrupt. Opaque. */
+struct kds_interrupt;
+
+/* A new reference to the calling thread's interrupt, for another thread to raise; give it
+ * back with kds_interrupt_put. Stays valid after the thread exits. NULL only while the
+ * thread is exiting. */
+struct kds_interrupt *kds_interrupt_get(void);
+
+/* Give a reference back. NULL is ignored. */
+void kds_interrupt_put(struct kds_interrupt *intr);
+
+/* Interrupt the owning thread: its kds_waitall that is blocked, or the next one that has to
+ * block, returns KDS_ERR_PTR(-EINTR) with nothing queued, which consumes the interrupt. A
+ * kds_waitall granted without blocking leaves it pending. NULL is ignored. */
+void kds_interrupt_raise(struct kds_interrupt *intr);
+
+/* Withdraw a raised interrupt that no kds_waitall has consumed. NULL is ignored. */
+void kds_interrupt_clear(struct kds_interrupt *intr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KDS_H */
