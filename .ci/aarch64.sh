@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The ARM64 build: cross-compiles the crate and its test suite for aarch64-unknown-linux-gnu
+# and runs the suite under qemu-user (behaviour suite on both engines, doc-free unit tests,
+# the fuzz harness on fewer generated inputs, the torture binary's unit tests), then checks
+# that the benchmarks build for aarch64 (run them on a board: docs/hwtest.md).
+# Installs what it needs: the rustup target, Debian's cross gcc and qemu-user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+target=aarch64-unknown-linux-gnu
+need=()
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+if ((${#need[@]})); then
+    echo "=== installing ${need[*]}"
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+# Emulation is some ten times slower: fewer generated fuzz inputs (the corpus still runs).
+export KDS_FUZZ_CASES=300
+echo "=== the test suite for $target under qemu-user"
+cargo test --locked -p kds --target "$target" --lib --bins --tests
+echo "=== the benchmarks build for $target"
+cargo bench --locked -p kds --target "$target" --no-run

@@ -1,0 +1,118 @@
+//! The kernel's implicit sync, the way IGT's `prime_vgem` flip test drives it: a buffer
+//! allocated on `vgem`, exported as a dma-buf and imported into the display device; a write
+//! fence attached with `DRM_IOCTL_VGEM_FENCE_ATTACH` makes the display hold a flip to that
+//! buffer until `DRM_IOCTL_VGEM_FENCE_SIGNAL`. The `drm` crate has no vgem ioctls, so these
+//! two go through `rustix::ioctl`; everything else (dumb buffers, PRIME) is the `drm` crate.
+
+use super::drm::Card;
+use drm::Device as _;
+use rustix::ioctl::{ioctl, opcode, Opcode, Setter, Updater};
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `struct drm_vgem_fence_attach` (include/uapi/drm/vgem_drm.h).
+#[repr(C)]
+struct FenceAttach {
+    handle: u32,
+    flags: u32,
+    out_fence: u32,
+    pad: u32,
+}
+
+/// `struct drm_vgem_fence_signal`.
+#[repr(C)]
+struct FenceSignal {
+    fence: u32,
+    flags: u32,
+}
+
+/// `VGEM_FENCE_WRITE`: an exclusive (write) fence.
+const VGEM_FENCE_WRITE: u32 = 0x1;
+/// `DRM_IOCTL_VGEM_FENCE_ATTACH`: `DRM_IOWR(DRM_COMMAND_BASE + 0x1, ...)`.
+const FENCE_ATTACH: Opcode = opcode::read_write::<FenceAttach>(b'd', 0x40 + 0x1);
+/// `DRM_IOCTL_VGEM_FENCE_SIGNAL`: `DRM_IOW(DRM_COMMAND_BASE + 0x2, ...)`.
+const FENCE_SIGNAL: Opcode = opcode::write::<FenceSignal>(b'd', 0x40 + 0x2);
+
+/// An open vgem device.
+pub struct Vgem {
+    /// The device node.
+    pub card: Card,
+    /// Its path, for the report.
+    pub path: PathBuf,
+}
+
+impl Vgem {
+    /// Finds the vgem node among `/dev/dri/card*` (skipping `display`).
+    pub fn find(display: &Path) -> Option<Vgem> {
+        let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("card"))
+            })
+            .collect();
+        nodes.sort();
+        for path in nodes {
+            if path == display {
+                continue;
+            }
+            let Ok(card) = Card::open(&path) else {
+                continue;
+            };
+            let is_vgem = card
+                .get_driver()
+                .map(|d| d.name().to_string_lossy() == "vgem")
+                .unwrap_or(false);
+            if is_vgem {
+                return Some(Vgem { card, path });
+            }
+        }
+        None
+    }
+
+    /// Attaches an unsignalled write fence to buffer `handle`; returns the fence id.
+    pub fn attach_write_fence(&self, handle: u32) -> io::Result<u32> {
+        let mut arg = FenceAttach {
+            handle,
+            flags: VGEM_FENCE_WRITE,
+            out_fence: 0,
+            pad: 0,
+        };
+        // SAFETY: FENCE_ATTACH is the read-write ioctl whose argument is `FenceAttach`.
+        unsafe { ioctl(self.card.as_fd(), Updater::<FENCE_ATTACH, _>::new(&mut arg)) }?;
+        Ok(arg.out_fence)
+    }
+
+    /// Signals fence `fence`.
+    pub fn signal(&self, fence: u32) -> io::Result<()> {
+        let arg = FenceSignal { fence, flags: 0 };
+        // SAFETY: FENCE_SIGNAL is the write ioctl whose argument is `FenceSignal`.
+        unsafe { ioctl(self.card.as_fd(), Setter::<FENCE_SIGNAL, _>::new(arg)) }?;
+        Ok(())
+    }
+}
+
+/// Where a surface's write fences go: its buffer on the vgem device.
+#[derive(Clone)]
+pub struct FenceTarget {
+    /// The vgem device.
+    pub vgem: Arc<Vgem>,
+    /// The buffer's GEM handle on it.
+    pub handle: u32,
+}
+
+impl FenceTarget {
+    /// Attaches a write fence (before the renderer draws).
+    pub fn attach(&self) -> io::Result<u32> {
+        self.vgem.attach_write_fence(self.handle)
+    }
+
+    /// Signals it (the render is done).
+    pub fn signal(&self, fence: u32) -> io::Result<()> {
+        self.vgem.signal(fence)
+    }
+}

@@ -1,0 +1,295 @@
+//! The four ways the renderer hands a finished frame to the display, run side by side:
+//!
+//! * `kds-lockfree`, `kds-reference`: the seed's way. Each buffer is a kds `Resource`. The
+//!   renderer takes its back buffer *exclusive* (a sync set), draws, queues the display's
+//!   *shared* async set on it (`on_grant`) and releases; the release grants the display's
+//!   set, whose callback queues the page flip at once. The display drops its guard when the
+//!   buffer leaves the screen, which is what lets the renderer draw into it again.
+//! * `bounce`: no kds. The renderer signals a control thread (a channel), which wakes up and
+//!   queues the flip: what a compositor does without kernel-side dependencies. Buffers come
+//!   back to the renderer through a free list.
+//! * `implicit-vgem`: the kernel's implicit sync. The renderer attaches a vgem write fence to
+//!   the buffer, queues the flip at once, draws and signals the fence; the kernel holds the
+//!   flip until then. Buffers come back through a free list.
+
+use crate::clock::now_ns;
+use crate::display::Display;
+use crate::frame::Pattern;
+use crate::pipeline::{Scanout, Settings};
+use crate::stats::Report;
+use kds::generic::{Resource, ResourceSet};
+use kds::{Dispatch, Engine, Worker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// One way to run the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// kds, lock-free engine.
+    KdsLockFree,
+    /// kds, mutex reference engine.
+    KdsReference,
+    /// User-space bounce through a control thread.
+    Bounce,
+    /// Kernel implicit sync with vgem fences.
+    Implicit,
+}
+
+impl Mode {
+    /// Every mode, in table order.
+    pub const ALL: [Mode; 4] = [
+        Mode::KdsLockFree,
+        Mode::KdsReference,
+        Mode::Bounce,
+        Mode::Implicit,
+    ];
+
+    /// The mode's name (table and `--modes`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::KdsLockFree => "kds-lockfree",
+            Mode::KdsReference => "kds-reference",
+            Mode::Bounce => "bounce",
+            Mode::Implicit => "implicit-vgem",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn parse(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// Where the display's grant callback runs in the kds modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DispatchKind {
+    /// On the renderer's thread, inside its release (the seed's direct callbacks).
+    Direct,
+    /// On a dedicated display worker thread.
+    Worker,
+}
+
+/// Runs `mode` on `display` with `buffers` buffers.
+pub fn run(
+    mode: Mode,
+    display: &Arc<dyn Display>,
+    buffers: usize,
+    dispatch: DispatchKind,
+    settings: &Settings,
+) -> Report {
+    let mut report = Report {
+        mode: mode.name(),
+        ..Report::default()
+    };
+    if mode == Mode::Implicit {
+        if let Err(why) = display.implicit_sync() {
+            report.skipped = Some(why);
+            return report;
+        }
+    }
+    let surfaces = match display.setup(buffers, mode == Mode::Implicit) {
+        Ok(s) => s,
+        Err(e) if mode == Mode::Implicit => {
+            // e.g. a display controller that cannot scan out vgem's scattered shmem pages.
+            report.skipped = Some(format!("vgem buffers not usable for scan-out here: {e}"));
+            return report;
+        }
+        Err(e) => {
+            report.errors.push(format!("allocating buffers: {e}"));
+            return report;
+        }
+    };
+    let scan = Scanout::new(display.clone(), surfaces, settings.inject);
+    match mode {
+        Mode::KdsLockFree => kds_mode::<kds::LockFree>(&scan, dispatch, settings, &mut report),
+        Mode::KdsReference => {
+            kds_mode::<kds::reference::Reference>(&scan, dispatch, settings, &mut report)
+        }
+        Mode::Bounce => free_list_mode(&scan, false, settings, &mut report),
+        Mode::Implicit => free_list_mode(&scan, true, settings, &mut report),
+    }
+    scan.check_idle();
+    scan.finish(&mut report);
+    if let Err(e) = display.teardown() {
+        report.errors.push(format!("freeing buffers: {e}"));
+    }
+    report
+}
+
+/// Runs the display side on this thread while `render` runs on a renderer thread.
+fn with_renderer<F>(scan: &Arc<Scanout>, settings: &Settings, report: &mut Report, render: F)
+where
+    F: FnOnce(&Scanout, &Pattern) -> Result<(), String> + Send + 'static,
+{
+    let done = Arc::new(AtomicBool::new(false));
+    let (s2, d2) = (scan.clone(), done.clone());
+    let width = scan.surfaces[0].width;
+    let renderer = thread::Builder::new()
+        .name("renderer".into())
+        .spawn(move || {
+            let pattern = Pattern::new(width);
+            if let Err(e) = render(&s2, &pattern) {
+                s2.fail(format!("renderer: {e}"));
+            }
+            d2.store(true, Ordering::SeqCst);
+        })
+        .expect("spawning the renderer thread");
+    scan.run(settings, report, &done);
+    if renderer.join().is_err() {
+        scan.fail("the renderer thread panicked".into());
+    }
+}
+
+fn kds_mode<E: Engine>(
+    scan: &Arc<Scanout>,
+    dispatch: DispatchKind,
+    settings: &Settings,
+    report: &mut Report,
+) {
+    let n = scan.surfaces.len();
+    let resources: Vec<Resource<E>> = (0..n).map(|_| Resource::new()).collect();
+    let dispatch = match dispatch {
+        DispatchKind::Direct => Dispatch::Direct,
+        DispatchKind::Worker => match Worker::spawn("display") {
+            Ok(w) => Dispatch::Worker(w),
+            Err(e) => {
+                scan.fail(format!("spawning the display worker: {e}"));
+                return;
+            }
+        },
+    };
+    let render_sets: Vec<ResourceSet<E>> = resources
+        .iter()
+        .map(|r| ResourceSet::new().exclusive(r))
+        .collect();
+    let display_sets: Vec<ResourceSet<E>> = resources
+        .iter()
+        .map(|r| ResourceSet::new().shared(r))
+        .collect();
+    let (frames, watchdog) = (settings.frames, settings.watchdog);
+    let scan2 = scan.clone();
+    with_renderer(scan, settings, report, move |scan, pattern| {
+        for f in 0..frames {
+            let b = (f % n as u64) as usize;
+            // The GPU job: the back buffer, exclusive. It is free once the display let go.
+            let job = render_sets[b]
+                .wait_timeout(watchdog)
+                .map_err(|e| format!("frame {f}: waiting for buffer {b}: {e}"))?;
+            scan.check_writable(b, f);
+            pattern.draw(&scan.surfaces[b], f);
+            // The display's request, queued behind the job: the job's release grants it.
+            let display = scan2.clone();
+            display_sets[b]
+                .on_grant(dispatch.clone(), move |guard| {
+                    let granted = now_ns();
+                    display.submit(b, f, Box::new(guard), Some(granted));
+                })
+                .map_err(|e| format!("frame {f}: queueing the flip request: {e}"))?;
+            scan.mark_released(b);
+            drop(job);
+        }
+        Ok(())
+    });
+    // Every buffer must be free again: an exclusive set on each is granted at once.
+    for (i, r) in resources.iter().enumerate() {
+        match ResourceSet::<E>::new().exclusive(r).try_acquire() {
+            Ok(g) => drop(g),
+            Err(e) => scan.fail(format!("buffer {i} not free at the end: {e}")),
+        }
+    }
+}
+
+/// Gives a buffer back to the free list when dropped.
+struct ReturnToken {
+    buf: usize,
+    free: Sender<usize>,
+}
+
+impl Drop for ReturnToken {
+    fn drop(&mut self) {
+        let _ = self.free.send(self.buf);
+    }
+}
+
+fn free_list_mode(scan: &Arc<Scanout>, implicit: bool, settings: &Settings, report: &mut Report) {
+    let n = scan.surfaces.len();
+    let (free_tx, free_rx): (Sender<usize>, Receiver<usize>) = mpsc::channel();
+    for b in 0..n {
+        free_tx.send(b).unwrap();
+    }
+    let (frames, watchdog) = (settings.frames, settings.watchdog);
+    // The control thread of the bounce mode: woken by the renderer, it queues the flip.
+    let (ctl_tx, ctl_rx) = mpsc::channel::<(usize, u64)>();
+    let control = (!implicit).then(|| {
+        let (scan, free) = (scan.clone(), free_tx.clone());
+        thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                for (buf, f) in ctl_rx {
+                    let woken = now_ns();
+                    let token = ReturnToken {
+                        buf,
+                        free: free.clone(),
+                    };
+                    scan.submit(buf, f, Box::new(token), Some(woken));
+                }
+            })
+            .expect("spawning the control thread")
+    });
+    let free = free_tx.clone();
+    let ctl = ctl_tx;
+    let free_rx = Arc::new(Mutex::new(free_rx));
+    let free_list = free_rx.clone();
+    with_renderer(scan, settings, report, move |scan, pattern| {
+        let result = (|| {
+            for f in 0..frames {
+                let b = free_list
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(watchdog)
+                    .map_err(|e| format!("frame {f}: no free buffer: {e}"))?;
+                scan.check_writable(b, f);
+                if implicit {
+                    let target = scan.surfaces[b]
+                        .fence
+                        .clone()
+                        .ok_or("buffer has no fence")?;
+                    let fence = target
+                        .attach()
+                        .map_err(|e| format!("frame {f}: attaching the fence: {e}"))?;
+                    // Queue the flip first: the kernel holds it until the fence signals.
+                    let token = ReturnToken {
+                        buf: b,
+                        free: free.clone(),
+                    };
+                    scan.submit(b, f, Box::new(token), None);
+                    pattern.draw(&scan.surfaces[b], f);
+                    scan.mark_released(b);
+                    target
+                        .signal(fence)
+                        .map_err(|e| format!("frame {f}: signalling the fence: {e}"))?;
+                } else {
+                    pattern.draw(&scan.surfaces[b], f);
+                    scan.mark_released(b);
+                    ctl.send((b, f)).map_err(|_| "the control thread is gone")?;
+                }
+            }
+            Ok(())
+        })();
+        drop(ctl);
+        result
+    });
+    if let Some(c) = control {
+        if c.join().is_err() {
+            scan.fail("the control thread panicked".into());
+        }
+    }
+    // Every buffer must be back on the free list.
+    drop(free_tx);
+    let back = free_rx.lock().unwrap().try_iter().count();
+    if back != n {
+        scan.fail(format!("{back} of {n} buffers free at the end"));
+    }
+}
