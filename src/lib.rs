@@ -104,8 +104,9 @@
 //!
 //! The runnable programs under `examples/` show each path in a whole program: a compositor
 //! frame loop with futures on tokio (`compositor`), a GPU-job scheduler with worker callbacks
-//! (`gpu_jobs`), the three locked policies side by side (`locked_policies`), and the render
-//! then flip pipeline on a simulated display (`pipeline`).
+//! (`gpu_jobs`), and the three locked policies side by side (`locked_policies`). The seed's
+//! own use case, a render-then-flip pipeline driving real DRM page flips (or a simulated
+//! display), is the `kds-hwtest` binary of the repository's `hwtest/` crate.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -149,7 +150,8 @@ pub type Acquire = future::Acquire<LockFree>;
 
 /// The front-end types, generic over the [`Engine`]: `kds::Resource` is
 /// `generic::Resource<LockFree>`, `kds::reference::Resource` is
-/// `generic::Resource<reference::Reference>`. Write engine-generic code against these.
+/// `generic::Resource<reference::Reference>`. Write engine-generic code against these (see
+/// [`Engine`] for an example); the methods are documented here.
 pub mod generic {
     pub use crate::future::Acquire;
     pub use crate::guard::{Guard, Pending, SetGuard};
