@@ -12,7 +12,14 @@ use std::fmt;
 use std::sync::Arc;
 
 /// What kind of client made a set: a blocking (*sync*) one, or an async one with its policy
-/// for sync-locked resources (spec rule 8).
+/// for sync-locked resources (spec rule 8). The front end makes it for the engines; users see
+/// it only through [`Engine`].
+///
+/// ```
+/// use kds::{Locked, SetKind};
+/// let blocking = SetKind { sync: true, policy: Locked::Wait }; // what `wait` makes
+/// assert_ne!(blocking, SetKind { sync: false, policy: Locked::Fail });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetKind {
     /// A sync set (made by `wait*` or `try_acquire`): its links make resources sync-locked.

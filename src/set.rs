@@ -13,7 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The most resources one set may name (after merging duplicates); a request for a larger set
-/// is refused with [`Error::BadSet`].
+/// is refused with [`Error::BadSet`], with nothing queued.
+///
+/// ```
+/// use kds::{Error, Resource, ResourceSet, MAX_SET_LEN};
+///
+/// let many: Vec<Resource> = (0..MAX_SET_LEN + 1).map(|_| Resource::new()).collect();
+/// let set = many.iter().fold(ResourceSet::new(), |set, r| set.shared(r));
+/// assert!(matches!(set.try_acquire(), Err(Error::BadSet(_))));
+/// ```
 pub const MAX_SET_LEN: usize = 1 << 16;
 
 /// How long a blocked thread spins (`spin_loop`) before it starts yielding, and how long it

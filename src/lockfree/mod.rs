@@ -30,7 +30,14 @@ use crate::{Access, Error};
 use std::fmt;
 use std::sync::Arc;
 
-/// The lock-free engine (a type-level marker); `kds::*` uses it.
+/// The lock-free engine (a type-level marker); `kds::*` uses it. Name it where code is
+/// generic over the [`Engine`](crate::Engine):
+///
+/// ```
+/// let r: kds::generic::Resource<kds::LockFree> = kds::Resource::new(); // the same type
+/// assert_eq!(<kds::LockFree as kds::Engine>::NAME, "lock-free");
+/// # drop(r);
+/// ```
 #[derive(Debug)]
 pub struct LockFree;
 
