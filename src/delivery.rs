@@ -295,15 +295,19 @@ pub(crate) fn run_callback<E: Engine>(req: Arc<E::Request>) {
     flush();
 }
 
-/// Runs `f`, catching a panic (the panic hook has reported it). The payload is dropped inside
-/// a second catch, and leaked if its own `Drop` panics too: a payload like that must not take
-/// down the thread that delivers grants (a `Worker` thread whose later jobs would be lost).
+/// Runs `f`, catching a panic (the panic hook has reported it). A payload whose own `Drop`
+/// panics must not take down the thread that delivers grants (a `Worker` thread whose later
+/// jobs would be lost): each payload is dropped inside a catch of its own, and only a chain of
+/// more than eight payloads that all panic on drop is leaked.
 pub(crate) fn contain(f: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-            std::mem::forget(again);
+    let mut caught = catch_unwind(AssertUnwindSafe(f)).err();
+    for _ in 0..8 {
+        match caught.take() {
+            None => return,
+            Some(payload) => caught = catch_unwind(AssertUnwindSafe(move || drop(payload))).err(),
         }
     }
+    std::mem::forget(caught);
 }
 
 /// Runs `job` on rayon's global pool, or on a thread of its own if that pool cannot start
