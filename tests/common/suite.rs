@@ -1032,6 +1032,22 @@ impl std::task::Wake for HoldingWaker {
     fn wake(self: Arc<Self>) {}
 }
 
+/// Client data (a captured value, a waker, a panic payload) whose `Drop` panics, unless the
+/// thread is already unwinding.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("client data panics on drop (expected by the test)");
+        }
+    }
+}
+
+impl std::task::Wake for PanicOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+
 /// Every way a future can end — granted on its first poll, granted after a wake-up, dropped
 /// while queued, dropped once granted but not polled — with a waker that holds a handle of
 /// the set's own resource: once everything is dropped, the waker must be gone. A waker left
@@ -1183,17 +1199,6 @@ fn a_panicking_drop_of_withdrawn_client_data_loses_no_grant() {
     use std::future::Future;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::task::{Context, Waker};
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            if !thread::panicking() {
-                panic!("client data panics on drop (expected by the test)");
-            }
-        }
-    }
-    impl std::task::Wake for PanicOnDrop {
-        fn wake(self: Arc<Self>) {}
-    }
     for via_future in [false, true] {
         let r = res(1);
         let s1 = Slot::new(&ResourceSet::new().shared(&r[0]));
@@ -1231,17 +1236,6 @@ fn a_future_whose_waker_panics_while_registering_still_cleans_up() {
     use std::future::Future;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::task::{Context, Waker};
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            if !thread::panicking() {
-                panic!("the waker's drop panics (expected by the test)");
-            }
-        }
-    }
-    impl std::task::Wake for PanicOnDrop {
-        fn wake(self: Arc<Self>) {}
-    }
     struct Quiet;
     impl std::task::Wake for Quiet {
         fn wake(self: Arc<Self>) {}
@@ -1266,14 +1260,6 @@ fn a_future_whose_waker_panics_while_registering_still_cleans_up() {
 /// thread: the worker's next job still runs.
 #[test]
 fn a_worker_survives_a_panic_payload_that_panics_on_drop() {
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            if !thread::panicking() {
-                panic!("the payload's drop panics (expected by the test)");
-            }
-        }
-    }
     let r = res(1);
     let w = Worker::spawn("kds-test-payload").unwrap();
     ResourceSet::new()
