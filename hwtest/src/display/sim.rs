@@ -61,6 +61,7 @@ impl SimDisplay {
 fn vblank_loop(inner: &Inner, period: u64) {
     let start = now_ns();
     let mut tick = 1u64;
+    // Relaxed: a stop flag; nothing else is published through it (the thread is joined).
     while !inner.stop.load(Ordering::Relaxed) {
         let due = start + tick * period;
         let now = now_ns();
@@ -84,6 +85,7 @@ fn vblank_loop(inner: &Inner, period: u64) {
 
 impl Drop for SimDisplay {
     fn drop(&mut self) {
+        // Relaxed: see `vblank_loop`; the join below orders everything else.
         self.inner.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.vblank.take() {
             let _ = t.join();
