@@ -301,11 +301,19 @@ fn rule7_zero_timeout_on_free_set_is_granted() {
 
 #[test]
 fn rule7_interrupt_from_another_thread_cancels() {
+    interrupted_from_another_thread(None);
+}
+
+/// A held resource, a waiter on another thread with `timeout`, interrupted: `Interrupted`,
+/// and nothing left queued.
+fn interrupted_from_another_thread(timeout: Option<Duration>) {
     let r = res(1);
     let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
     let int = Interrupt::new();
     let (r0, int2) = (r[0].clone(), int.clone());
-    let t = thread::spawn(move || ResourceSet::new().exclusive(&r0).wait_interruptible(None, &int2));
+    let t = thread::spawn(move || {
+        ResourceSet::new().exclusive(&r0).wait_interruptible(timeout, &int2).map(drop)
+    });
     thread::sleep(Duration::from_millis(20));
     int.interrupt();
     assert_eq!(t.join().unwrap().unwrap_err(), Error::Interrupted);
@@ -1168,17 +1176,7 @@ fn timeouts_across_the_whole_duration_range() {
     drop(hold);
     t.join().unwrap().unwrap();
     // ... or broken by an interrupt, leaving nothing queued.
-    let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
-    let (r0, int) = (r[0].clone(), Interrupt::new());
-    let int2 = int.clone();
-    let t = thread::spawn(move || {
-        ResourceSet::new().exclusive(&r0).wait_interruptible(Some(Duration::MAX), &int2).map(drop)
-    });
-    thread::sleep(Duration::from_millis(20));
-    int.interrupt();
-    assert_eq!(t.join().unwrap().unwrap_err(), Error::Interrupted);
-    drop(hold);
-    assert!(is_free(&r[0]));
+    interrupted_from_another_thread(Some(Duration::MAX));
 }
 
 /// A worker name a thread cannot have is refused with `Error::Spawn`, not a panic.
