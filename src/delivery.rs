@@ -422,6 +422,28 @@ pub(crate) fn flush() {
     }
 }
 
+/// Enters the trampoline to run a direct callback on this thread now (an async set granted
+/// at once on the fast path): `false` if this thread is already running direct callbacks
+/// (the caller then queues its grant, so a chain of callbacks loops instead of nesting) or is
+/// tearing down its locals. After `true`, call [`leave_direct`].
+pub(crate) fn enter_direct() -> bool {
+    QUEUE
+        .try_with(|q| {
+            let mut q = q.borrow_mut();
+            let enter = !q.draining;
+            q.draining = true;
+            enter
+        })
+        .unwrap_or(false)
+}
+
+/// Leaves the trampoline entered by [`enter_direct`], then delivers what was queued meanwhile
+/// (direct callbacks of sets that the callback's releases and requests granted).
+pub(crate) fn leave_direct() {
+    let _ = QUEUE.try_with(|q| q.borrow_mut().draining = false);
+    flush();
+}
+
 /// Before this thread blocks (a wait or a future inside a direct callback): deliver
 /// everything queued here, direct callbacks included, since the outer `flush` that would run
 /// them cannot run while we block. The stack then grows with the nesting of blocking calls

@@ -97,19 +97,21 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// Whether [`Engine::try_fast`] can ever succeed.
     const FAST_PATH: bool = false;
 
-    /// The fast path of a sync set (spec-wise a set enqueued and granted at once): takes every
-    /// entry without queueing anything if each resource's queue is empty and no holder
-    /// conflicts, all or nothing. `true`: held; release with [`Engine::release_fast`].
-    /// Engines without a fast path (the reference) say `false`.
-    fn try_fast(entries: &[Entry<Self>]) -> bool {
-        let _ = entries;
+    /// The fast path (spec-wise a set enqueued and granted at once): takes every entry without
+    /// queueing anything if each resource's queue is empty and no holder conflicts, all or
+    /// nothing. `holder` says whether the set is sync (it then makes its resources
+    /// sync-locked, rule 8) or async (Wait policy only). `true`: held; release with
+    /// [`Engine::release_fast`]. Engines without a fast path (the reference) say `false`.
+    fn try_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
+        let _ = (entries, holder);
         false
     }
 
-    /// Releases a set taken by [`Engine::try_fast`]; `true` if it may have granted queued
-    /// sets (their deliveries are then queued on this thread, for the caller to flush).
-    fn release_fast(entries: &[Entry<Self>]) -> bool {
-        let _ = entries;
+    /// Releases a set taken by [`Engine::try_fast`] with the same `holder`; `true` if it may
+    /// have granted queued sets (their deliveries are then queued on this thread, for the
+    /// caller to flush).
+    fn release_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
+        let _ = (entries, holder);
         unreachable!("release_fast without a fast path");
     }
 
@@ -128,6 +130,17 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
 
     /// `Debug` output for a resource.
     fn fmt_core(core: &Self::Core, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+/// Who takes or gives back a fast hold (`Engine::try_fast`): a sync (blocking) set or an
+/// async one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// A blocking set: its hold makes the resource sync-locked (rule 8).
+    Sync,
+    /// An async set with the Wait policy (a direct callback's or a future's): its hold does
+    /// not.
+    Async,
 }
 
 pub(crate) mod private {

@@ -1,9 +1,13 @@
 //! [`Acquire`]: an async request as a future.
 
 use crate::delivery;
-use crate::engine::Engine;
+use crate::delivery::Waiter;
+use crate::engine::{Engine, Entry, Holder};
 use crate::guard::Guard;
+use crate::set::{fast_async, new_request};
 use crate::Error;
+use crate::Locked;
+use smallvec::SmallVec;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -15,7 +19,8 @@ use std::task::{Context, Poll};
 /// once the set is granted. It is an async set and honours the set's [`Locked`](crate::Locked)
 /// policy.
 ///
-/// The set is enqueued on the first poll. Dropping the future before it resolves cancels the
+/// The set is enqueued on the first poll; if every resource is free then, it is held at once
+/// without any request (no allocation). Dropping the future before it resolves cancels the
 /// request; if the grant raced the drop, the set is released at once. Once it resolves, the
 /// request keeps no waker: a waker (a task) may own handles of the set's own resources.
 ///
@@ -40,8 +45,8 @@ pub struct Acquire<E: Engine> {
 }
 
 enum State<E: Engine> {
-    /// Built, not yet polled (or the set was refused before being built).
-    Unqueued(Result<Arc<E::Request>, Error>),
+    /// Not yet polled: the set's resources (handles of them) and policy.
+    Unqueued(SmallVec<[Entry<E>; 4]>, Locked),
     /// Enqueued, waiting for the grant.
     Queued(Arc<E::Request>),
     /// Resolved (or refused); nothing left to undo.
@@ -49,9 +54,9 @@ enum State<E: Engine> {
 }
 
 impl<E: Engine> Acquire<E> {
-    pub(crate) fn new(req: Result<Arc<E::Request>, Error>) -> Self {
+    pub(crate) fn new(entries: SmallVec<[Entry<E>; 4]>, policy: Locked) -> Self {
         Acquire {
-            state: State::Unqueued(req),
+            state: State::Unqueued(entries, policy),
         }
     }
 }
@@ -64,8 +69,15 @@ impl<E: Engine> Future for Acquire<E> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let req = match std::mem::replace(&mut self.state, State::Done) {
             State::Done => panic!("kds::Acquire polled after completion"),
-            State::Unqueued(Err(e)) => return Poll::Ready(Err(e)),
-            State::Unqueued(Ok(req)) => {
+            State::Unqueued(entries, policy) => {
+                // Everything free: held at once, no request made, no waker needed.
+                if fast_async::<E>(&entries, policy) {
+                    return Poll::Ready(Ok(Guard::from_fast(entries, Holder::Async)));
+                }
+                let req = match new_request::<E>(&entries, false, policy, Waiter::future()) {
+                    Ok(req) => req,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
                 // No waker yet: a grant that lands before the registration below is seen by
                 // the check after it (and one granted by the enqueue itself wakes nobody).
                 if let Err(e) = delivery::enqueue::<E>(&req) {
@@ -132,7 +144,7 @@ impl<E: Engine> Drop for Acquire<E> {
 impl<E: Engine> fmt::Debug for Acquire<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
-            State::Unqueued(_) => "unqueued",
+            State::Unqueued(..) => "unqueued",
             State::Queued(_) => "queued",
             State::Done => "done",
         };

@@ -1,7 +1,7 @@
 //! [`Guard`] (a held set) and [`Pending`] (an async request not yet granted).
 
 use crate::delivery::{self, flush};
-use crate::engine::{Engine, Entry};
+use crate::engine::{Engine, Entry, Holder};
 use smallvec::SmallVec;
 use std::fmt;
 use std::mem::ManuallyDrop;
@@ -40,8 +40,9 @@ pub struct Guard<E: Engine> {
 enum Held<E: Engine> {
     /// Granted through the queues.
     Queued(Arc<E::Request>),
-    /// Taken on the engine's fast path (`Engine::try_fast`): the resources themselves.
-    Fast(SmallVec<[Entry<E>; 4]>),
+    /// Taken on the engine's fast path (`Engine::try_fast`) by a sync or an async set: the
+    /// resources themselves.
+    Fast(SmallVec<[Entry<E>; 4]>, Holder),
 }
 
 impl<E: Engine> Guard<E> {
@@ -52,10 +53,10 @@ impl<E: Engine> Guard<E> {
         }
     }
 
-    /// Wraps a set taken by `Engine::try_fast`.
-    pub(crate) fn from_fast(entries: SmallVec<[Entry<E>; 4]>) -> Self {
+    /// Wraps a set taken by `Engine::try_fast` for `holder`.
+    pub(crate) fn from_fast(entries: SmallVec<[Entry<E>; 4]>, holder: Holder) -> Self {
         Guard {
-            held: ManuallyDrop::new(Held::Fast(entries)),
+            held: ManuallyDrop::new(Held::Fast(entries, holder)),
         }
     }
 
@@ -75,8 +76,8 @@ impl<E: Engine> Drop for Guard<E> {
                 drop(req);
                 flush();
             }
-            Held::Fast(entries) => {
-                if E::release_fast(&entries) {
+            Held::Fast(entries, holder) => {
+                if E::release_fast(&entries, holder) {
                     flush();
                 }
             }
@@ -137,7 +138,7 @@ impl<E: Engine> Drop for SetGuard<'_, E> {
     fn drop(&mut self) {
         // A queued guard releases itself when the field is dropped after this.
         if let BorrowedHeld::Fast(entries) = self.held {
-            if E::release_fast(entries) {
+            if E::release_fast(entries, Holder::Sync) {
                 flush();
             }
         }
@@ -179,7 +180,9 @@ impl<E: Engine> fmt::Debug for Guard<E> {
 /// # Ok::<(), kds::Error>(())
 /// ```
 pub struct Pending<E: Engine> {
-    pub(crate) req: Arc<E::Request>,
+    /// The queued request; `None` when the set was granted at once on the fast path and its
+    /// direct callback has already run (no request was ever made).
+    pub(crate) req: Option<Arc<E::Request>>,
 }
 
 impl<E: Engine> Pending<E> {
@@ -200,10 +203,13 @@ impl<E: Engine> Pending<E> {
     /// # Ok::<(), kds::Error>(())
     /// ```
     pub fn cancel(self) -> bool {
-        let cancelled = E::cancel(&self.req);
+        let Some(req) = self.req else {
+            return false; // granted at once, the callback has run
+        };
+        let cancelled = E::cancel(&req);
         if cancelled {
             // SAFETY: `cancel` returned true: the grant will never be delivered.
-            unsafe { delivery::withdrawn::<E>(&self.req) };
+            unsafe { delivery::withdrawn::<E>(&req) };
         } else {
             flush();
         }
@@ -213,7 +219,10 @@ impl<E: Engine> Pending<E> {
     /// Whether the set has been granted (its callback started or is queued to start). A
     /// snapshot: `false` may turn `true` at any moment on another thread.
     pub fn is_granted(&self) -> bool {
-        E::is_granted(&self.req)
+        match &self.req {
+            Some(req) => E::is_granted(req),
+            None => true, // granted at once
+        }
     }
 }
 

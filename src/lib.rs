@@ -112,6 +112,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod access;
+mod backoff;
 mod delivery;
 mod engine;
 mod error;

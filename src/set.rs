@@ -1,11 +1,12 @@
 //! [`ResourceSet`]: the builder every request starts from, and the blocking waits.
 
+use crate::backoff::spin_then_yield;
 use crate::delivery::{self, flush, Waiter};
-use crate::engine::{Engine, Entry, SetKind};
+use crate::engine::{Engine, Entry, Holder, SetKind};
 use crate::future::Acquire;
 use crate::guard::{Guard, Pending, SetGuard};
 use crate::resource::Resource;
-use crate::sync::{park_timeout, spin_loop, thread};
+use crate::sync::{park_timeout, thread};
 use crate::{Access, Dispatch, Error, Interrupt, Locked};
 use smallvec::SmallVec;
 use std::fmt;
@@ -24,56 +25,36 @@ use std::time::{Duration, Instant};
 /// ```
 pub const MAX_SET_LEN: usize = 1 << 16;
 
-/// How long a blocked thread spins (`spin_loop`) before it starts yielding, and how long it
-/// keeps yielding before it parks. A park/unpark hand-off costs about 20 µs on the
-/// development VM, a spinning one tens of nanoseconds; a queued hand-off (the holder's release,
-/// its scan, the grant) takes a microsecond or two under contention. Spinning for a few
-/// microseconds catches those, and waiting in all at most about one park's cost before parking
-/// keeps the worst case within twice the best (the classic competitive bound). Yielding in the
-/// second phase lets a preempted holder run when threads outnumber cores.
-const SPIN_FOR: Duration = Duration::from_micros(4);
-const YIELD_UNTIL: Duration = Duration::from_micros(20);
+/// The engine's request for a set of `entries` (sync, or async with `policy`).
+pub(crate) fn new_request<E: Engine>(
+    entries: &[Entry<E>],
+    sync: bool,
+    policy: Locked,
+    waiter: Waiter<E>,
+) -> Result<Arc<E::Request>, Error> {
+    if entries.len() > MAX_SET_LEN {
+        return Err(Error::BadSet("more than MAX_SET_LEN resources in one set"));
+    }
+    let kind = SetKind {
+        sync,
+        policy: if sync { Locked::Wait } else { policy },
+    };
+    Ok(E::new_request(entries, kind, waiter))
+}
 
-/// Waits for `done` without parking: spins, then yields, for at most `YIELD_UNTIL` (and not
-/// past `deadline`). `true` if `done` came true. Under loom: one check and one yield, since
-/// loom explores every yield and has no clock.
+/// Takes `entries` on the engine's fast path for an async set, if it has one, the policy is
+/// Wait and every resource is free: `true` if held (as `Holder::Async`).
 #[inline]
-fn spin_then_yield(done: impl Fn() -> bool, deadline: Option<Instant>) -> bool {
-    if cfg!(kds_loom) {
-        if done() {
-            return true;
-        }
-        spin_loop();
-        return done();
+pub(crate) fn fast_async<E: Engine>(entries: &[Entry<E>], policy: Locked) -> bool {
+    if !E::FAST_PATH || policy != Locked::Wait || entries.len() > MAX_SET_LEN {
+        return false;
     }
-    // A first burst without reading the clock: most hand-offs land here.
-    for _ in 0..64 {
-        if done() {
-            return true;
-        }
-        spin_loop();
+    if E::try_fast(entries, Holder::Async) {
+        return true;
     }
-    let start = Instant::now();
-    let until = deadline.map_or(start + YIELD_UNTIL, |d| d.min(start + YIELD_UNTIL));
-    loop {
-        let now = Instant::now();
-        if now >= until {
-            return done();
-        }
-        if now - start < SPIN_FOR {
-            for _ in 0..32 {
-                if done() {
-                    return true;
-                }
-                spin_loop();
-            }
-        } else {
-            if done() {
-                return true;
-            }
-            thread::yield_now();
-        }
-    }
+    // A failed attempt may have granted sets queued behind its transient holds.
+    flush();
+    false
 }
 
 /// The deadline `timeout` from now, or none if that instant cannot be represented (the wait
@@ -211,14 +192,7 @@ impl<E: Engine> ResourceSet<E> {
     }
 
     fn request(&self, sync: bool, waiter: Waiter<E>) -> Result<Arc<E::Request>, Error> {
-        if self.entries.len() > MAX_SET_LEN {
-            return Err(Error::BadSet("more than MAX_SET_LEN resources in one set"));
-        }
-        let kind = SetKind {
-            sync,
-            policy: if sync { Locked::Wait } else { self.policy },
-        };
-        Ok(E::new_request(&self.entries, kind, waiter))
+        new_request(&self.entries, sync, self.policy, waiter)
     }
 
     /// Blocks until the whole set is granted (the seed's `kds_waitall` without timeout) and
@@ -321,7 +295,7 @@ impl<E: Engine> ResourceSet<E> {
     /// ```
     pub fn lock(&self) -> Result<SetGuard<'_, E>, Error> {
         if E::FAST_PATH && self.entries.len() <= MAX_SET_LEN {
-            if E::try_fast(&self.entries) {
+            if E::try_fast(&self.entries, Holder::Sync) {
                 return Ok(SetGuard::fast(&self.entries));
             }
             // A failed attempt may have granted sets queued behind its transient holds.
@@ -367,12 +341,20 @@ impl<E: Engine> ResourceSet<E> {
         if self.entries.len() > MAX_SET_LEN {
             return Err(Error::BadSet("more than MAX_SET_LEN resources in one set"));
         }
-        if E::try_fast(&self.entries) {
-            return Ok(Some(Guard::from_fast(self.entries.clone())));
+        if E::try_fast(&self.entries, Holder::Sync) {
+            return Ok(Some(Guard::from_fast(self.entries.clone(), Holder::Sync)));
         }
         // A failed attempt may have granted sets queued behind its transient holds.
         flush();
         Ok(None)
+    }
+
+    /// The fast path for an async set (`on_grant` with direct dispatch, `acquire`): only
+    /// with the Wait policy, whose grant does not depend on who holds what (rule 8).
+    #[inline]
+    fn try_fast_async(&self) -> Option<Guard<E>> {
+        fast_async::<E>(&self.entries, self.policy)
+            .then(|| Guard::from_fast(self.entries.clone(), Holder::Async))
     }
 
     fn wait_until(
@@ -485,13 +467,39 @@ impl<E: Engine> ResourceSet<E> {
     where
         F: FnOnce(Guard<E>) + Send + 'static,
     {
+        // Everything free: a direct callback runs here and now, and no request is made at all
+        // (no allocation). Not inside another direct callback on this thread: a chain of
+        // callbacks that each request the next set must loop in the trampoline, not nest.
+        if matches!(dispatch, Dispatch::Direct) && delivery::enter_direct() {
+            let guard = self.try_fast_async();
+            let callback = match guard {
+                Some(guard) => {
+                    delivery::contain(move || callback(guard));
+                    None
+                }
+                None => Some(callback),
+            };
+            delivery::leave_direct();
+            let Some(callback) = callback else {
+                return Ok(Pending { req: None });
+            };
+            return self.on_grant_queued(dispatch, callback);
+        }
+        self.on_grant_queued(dispatch, callback)
+    }
+
+    /// `on_grant` through the queues: one request.
+    fn on_grant_queued<F>(&self, dispatch: Dispatch, callback: F) -> Result<Pending<E>, Error>
+    where
+        F: FnOnce(Guard<E>) + Send + 'static,
+    {
         let req = self.request(false, Waiter::callback(dispatch, Box::new(callback)))?;
         if let Err(e) = delivery::enqueue::<E>(&req) {
             // SAFETY: the engine refused the request: its grant will never be delivered.
             unsafe { E::waiter(&req).forget_client() };
             return Err(e);
         }
-        Ok(Pending { req })
+        Ok(Pending { req: Some(req) })
     }
 
     /// Requests the set asynchronously as a future. Nothing is queued until it is first
@@ -513,7 +521,7 @@ impl<E: Engine> ResourceSet<E> {
     /// # Ok::<(), kds::Error>(())
     /// ```
     pub fn acquire(&self) -> Acquire<E> {
-        Acquire::new(self.request(false, Waiter::future()))
+        Acquire::new(self.entries.clone(), self.policy)
     }
 }
 

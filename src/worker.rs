@@ -1,5 +1,6 @@
 //! [`Worker`] and [`Dispatch`]: where a grant callback runs.
 
+use crate::backoff::spin_then_yield;
 use crate::delivery::Deliver;
 use crate::Error;
 use std::fmt;
@@ -49,7 +50,9 @@ pub enum Dispatch {
 ///
 /// Clones share the thread. The thread ends once every clone is dropped and every request
 /// that names it has been delivered, cancelled or refused (a delivered request keeps no
-/// handle of it). While idle it blocks, burning no CPU.
+/// handle of it). After a callback it waits up to about 20 µs for the next one without
+/// parking (spinning, then yielding), so back-to-back grants reach it in well under a
+/// microsecond; after that it blocks, burning no CPU while idle.
 ///
 /// ```
 /// use kds::{Dispatch, Resource, ResourceSet, Worker};
@@ -100,11 +103,28 @@ impl Worker {
                         Ok(job) => job,
                         Err(mpsc::TryRecvError::Disconnected) => break,
                         Err(mpsc::TryRecvError::Empty) => {
-                            // Going idle: let other threads run what this one deferred.
-                            crate::lockfree::hand_off_deferred_frees();
-                            match queue.recv() {
+                            // Just ran a job: the next grant often follows within
+                            // microseconds, so wait a little without parking first.
+                            let mut next = Err(mpsc::TryRecvError::Empty);
+                            spin_then_yield(
+                                || {
+                                    next = queue.try_recv();
+                                    !matches!(next, Err(mpsc::TryRecvError::Empty))
+                                },
+                                None,
+                            );
+                            match next {
                                 Ok(job) => job,
-                                Err(mpsc::RecvError) => break,
+                                Err(mpsc::TryRecvError::Disconnected) => break,
+                                Err(mpsc::TryRecvError::Empty) => {
+                                    // Going idle: let other threads run what this one
+                                    // deferred, then park until the next job.
+                                    crate::lockfree::hand_off_deferred_frees();
+                                    match queue.recv() {
+                                        Ok(job) => job,
+                                        Err(mpsc::RecvError) => break,
+                                    }
+                                }
                             }
                         }
                     };

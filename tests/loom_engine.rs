@@ -424,3 +424,74 @@ fn fail_policy_racing_sync_release() {
         assert!(free(&a));
     });
 }
+
+/// Long queues (the tail hint, used under loom from two reserved links on): an exclusive set
+/// appended from the hint while the hinted set is cancelled and the holder ahead releases.
+/// The append must not count the unseen queue ahead as free (never granted while the holder
+/// holds), must not lose its wake-up, and nothing stays queued.
+#[test]
+fn append_from_hint_racing_cancel_and_release() {
+    model(|| {
+        let a = Resource::new();
+        let first = Arc::new(Held::default());
+        let _p1 = first.request(ResourceSet::new().exclusive(&a));
+        assert_eq!(first.grants(), 1);
+        // Two links reserved: this append sets the hint to `hinted`'s link.
+        let hinted = Arc::new(Held::default());
+        let p2 = hinted.request(ResourceSet::new().exclusive(&a));
+        let released = Arc::new(AtomicUsize::new(0));
+        let t = {
+            let (first, released) = (first.clone(), released.clone());
+            thread::spawn(move || {
+                assert!(p2.cancel(), "granted while the first set holds");
+                released.store(1, SeqCst);
+                first.release_all();
+            })
+        };
+        let third = Arc::new(Held::default());
+        let _p3 = {
+            let (third, released) = (third.clone(), released.clone());
+            ResourceSet::new()
+                .exclusive(&a)
+                .on_grant(Dispatch::Direct, move |g| {
+                    assert_eq!(
+                        released.load(SeqCst),
+                        1,
+                        "granted while the first set holds"
+                    );
+                    third.grants.fetch_add(1, SeqCst);
+                    third.guards.lock().unwrap().push(g);
+                })
+                .unwrap()
+        };
+        t.join().unwrap();
+        assert_eq!(third.grants(), 1, "lost wake-up behind the hint");
+        assert_eq!(hinted.grants(), 0);
+        third.release_all();
+        assert!(free(&a));
+    });
+}
+
+/// Rule 8 with async fast holders: a direct callback's set taken on the fast path races a
+/// Fail request on the same resource. An async holder never makes the resource sync-locked,
+/// so the Fail request is never refused; both are granted, one after the other.
+#[test]
+fn async_fast_hold_racing_fail_request() {
+    model(|| {
+        let a = Resource::new();
+        let (h1, h2) = (Arc::new(Held::default()), Arc::new(Held::default()));
+        let t = {
+            let (a, h1) = (a.clone(), h1.clone());
+            thread::spawn(move || h1.request(ResourceSet::new().exclusive(&a)))
+        };
+        let _p2 = h2.request(ResourceSet::new().exclusive(&a).locked(Locked::Fail));
+        let _p1 = t.join().unwrap();
+        assert_eq!(h1.grants() + h2.grants(), 1, "both or neither granted");
+        h1.release_all();
+        h2.release_all();
+        assert_eq!(h1.grants() + h2.grants(), 2);
+        h1.release_all();
+        h2.release_all();
+        assert!(free(&a));
+    });
+}

@@ -118,8 +118,8 @@ fn must_fail(req: &Request, pin: &Pin) -> bool {
             fail |= recorded == SYNC_YES;
             continue;
         }
-        // Fast holders are sync sets (only those take the fast path).
-        let answer = if link.core(pin).gate.held() || sync_link_ahead(link, pin) {
+        // A sync fast holder makes the resource sync-locked; an async one does not.
+        let answer = if link.core(pin).gate.held_by_sync() || sync_link_ahead(link, pin) {
             SYNC_YES
         } else {
             SYNC_NO

@@ -1,17 +1,23 @@
 //! A resource's *gate*: one atomic word that counts the links in its queue and the sets that
 //! hold it on the **fast path**, and that every operation on the resource meets on.
 //!
-//! The fast path: a blocking (sync) request whose resources all have empty queues takes each
+//! The fast path: a request whose resources all have empty queues takes each
 //! resource with one CAS on its gate, in the fixed resource order, and holds the set without
 //! allocating or queueing anything; it releases each with one `fetch_sub`. If any resource has
 //! a link queued, or a conflicting fast holder, the attempt gives back what it took and the
 //! request goes the queued way (`enqueue`). A fast holder counts as ahead of every link queued
 //! after it (rule 2): a link waits for the holders that were there when it was reserved.
 //!
+//! Async sets (`on_grant` with direct dispatch, `acquire()`) with the Wait policy take the
+//! fast path too. Rule 8 tells sync holders from async ones (only sync sets make a resource
+//! sync-locked), so the word counts them apart:
+//!
 //! | bits    | meaning |
 //! |---------|---------|
 //! | 0       | `EXCL`: a fast holder holds the resource exclusively |
-//! | 1..32   | `SHARED`: number of fast holders holding it shared |
+//! | 1       | `EXCL_ASYNC`: that exclusive holder is an async set |
+//! | 2..17   | `SHARED_SYNC`: number of sync fast holders holding it shared |
+//! | 17..32  | `SHARED_ASYNC`: number of async fast holders holding it shared |
 //! | 32..64  | `LINK`: links reserved on the resource and not yet removed |
 //!
 //! Why it is sound (the argument is in `docs/design.md`, "The fast path"):
@@ -23,13 +29,39 @@
 //!   release — does one RMW on it after its change and before its scan, so of two racing
 //!   operations the later one sees the earlier one's change and no wake-up is lost.
 
+use crate::engine::Holder;
 use crate::sync::{AtomicU64, Ordering};
 
 const EXCL: u64 = 1;
-const SHARED: u64 = 1 << 1;
+const EXCL_ASYNC: u64 = 1 << 1;
+const SHARED_SYNC: u64 = 1 << 2;
+const SHARED_SYNC_MAX: u64 = ((1 << 15) - 1) * SHARED_SYNC;
+const SHARED_ASYNC: u64 = 1 << 17;
+const SHARED_ASYNC_MAX: u64 = ((1 << 15) - 1) * SHARED_ASYNC;
 const HOLDS: u64 = (1 << 32) - 1;
-const SHARED_MAX: u64 = HOLDS & !EXCL;
 const LINK: u64 = 1 << 32;
+
+impl Holder {
+    /// The bits one hold of this holder in mode `exclusive` adds to the word.
+    #[inline]
+    fn hold(self, exclusive: bool) -> u64 {
+        match (exclusive, self) {
+            (true, Holder::Sync) => EXCL,
+            (true, Holder::Async) => EXCL | EXCL_ASYNC,
+            (false, Holder::Sync) => SHARED_SYNC,
+            (false, Holder::Async) => SHARED_ASYNC,
+        }
+    }
+
+    /// The field of the shared count of this holder, full.
+    #[inline]
+    fn shared_max(self) -> u64 {
+        match self {
+            Holder::Sync => SHARED_SYNC_MAX,
+            Holder::Async => SHARED_ASYNC_MAX,
+        }
+    }
+}
 
 /// The ordering of the gate's meeting-point RMWs; a test-only injected bug weakens it.
 pub(super) const MEET: Ordering = if cfg!(kds_bug = "relaxed_changes") {
@@ -55,7 +87,7 @@ fn holders_block(word: u64, exclusive: bool) -> bool {
 impl Gate {
     /// Takes the resource on the fast path if no link is queued and no holder conflicts.
     #[inline]
-    pub(super) fn try_hold(&self, exclusive: bool) -> bool {
+    pub(super) fn try_hold(&self, exclusive: bool, holder: Holder) -> bool {
         // Relaxed: only a first guess for the CAS below, which checks it.
         let mut word = self.0.load(Ordering::Relaxed);
         loop {
@@ -63,13 +95,12 @@ impl Gate {
             if links_queued || holders_block(word, exclusive) {
                 return false;
             }
-            let new = if exclusive {
-                word | EXCL
-            } else if word & SHARED_MAX == SHARED_MAX {
+            if !exclusive && word & holder.shared_max() == holder.shared_max() {
                 return false; // the count would overflow: take the queued way
-            } else {
-                word + SHARED
-            };
+            }
+            // No carry: an exclusive hold finds the holder bits clear; a shared one, its count
+            // below its maximum.
+            let new = word + holder.hold(exclusive);
             // Acquire: like a lock, see what the previous holder (fast or queued) did before
             // its release. Relaxed on failure: retried.
             match self
@@ -85,13 +116,17 @@ impl Gate {
     /// Gives back a fast hold; `true` if links are queued, which the caller must then scan
     /// for (the holder may have been all that kept them waiting).
     #[inline]
-    pub(super) fn unhold(&self, exclusive: bool) -> bool {
-        let hold = if exclusive { EXCL } else { SHARED };
+    pub(super) fn unhold(&self, exclusive: bool, holder: Holder) -> bool {
+        let hold = holder.hold(exclusive);
         // AcqRel: Release publishes the holder's use of the resource; this RMW is also the
         // meeting point with racing enqueues (see the module docs).
         let before = self.0.fetch_sub(hold, MEET);
         debug_assert!(
-            before & if exclusive { EXCL } else { SHARED_MAX } != 0,
+            if exclusive {
+                before & (EXCL | EXCL_ASYNC) == hold
+            } else {
+                before & holder.shared_max() != 0
+            },
             "unhold without a hold"
         );
         before >> 32 != 0 && !cfg!(kds_bug = "fast_release_no_scan")
@@ -128,11 +163,16 @@ impl Gate {
         holders_block(self.0.load(Ordering::Acquire), exclusive)
     }
 
-    /// Whether a fast holder holds the resource: only sync sets take the fast path, so this
-    /// means the resource is sync-locked (rule 8).
-    pub(super) fn held(&self) -> bool {
+    /// Whether a sync fast holder holds the resource, which makes it sync-locked (rule 8).
+    pub(super) fn held_by_sync(&self) -> bool {
         // Acquire: as in `blocks`.
-        self.0.load(Ordering::Acquire) & HOLDS != 0
+        let w = self.0.load(Ordering::Acquire);
+        w & (EXCL | EXCL_ASYNC) == EXCL || w & SHARED_SYNC_MAX != 0
+    }
+
+    /// The links reserved in a word returned by `reserve`.
+    pub(super) fn links_in(word: u64) -> u64 {
+        word >> 32
     }
 
     /// Whether the word returned by `reserve` had holders in the way of mode `exclusive`.
@@ -144,6 +184,7 @@ impl Gate {
     pub(super) fn snapshot(&self) -> (bool, u64, u64) {
         // Relaxed: a diagnostic snapshot.
         let w = self.0.load(Ordering::Relaxed);
-        (w & EXCL != 0, (w & SHARED_MAX) >> 1, w >> 32)
+        let shared = (w & SHARED_SYNC_MAX) / SHARED_SYNC + (w & SHARED_ASYNC_MAX) / SHARED_ASYNC;
+        (w & EXCL != 0, shared, w >> 32)
     }
 }

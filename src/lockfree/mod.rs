@@ -24,7 +24,7 @@ pub use queue::Core;
 pub use request::Request;
 
 use crate::delivery::Waiter;
-use crate::engine::{private, Engine, Enqueued, Entry, SetKind};
+use crate::engine::{private, Engine, Enqueued, Entry, Holder, SetKind};
 use crate::sync::epoch;
 use crate::{Access, Error};
 use std::fmt;
@@ -64,10 +64,17 @@ impl Engine for LockFree {
             // Our own, unpublished link: the request holds its core, so no pin is needed.
             let core = link.own_core();
             let before = core.gate.reserve();
+            let mut reserved = 0;
             if gate::Gate::reserved_behind_holders(before, link.exclusive) {
+                reserved |= queue::BEHIND_HOLDERS;
+            }
+            if gate::Gate::links_in(before) + 1 >= queue::HINT_MIN {
+                reserved |= queue::LONG_QUEUE;
+            }
+            if reserved != 0 {
                 // Relaxed: published by the first append (Release).
-                link.behind_holders
-                    .store(true, crate::sync::Ordering::Relaxed);
+                link.reserved
+                    .store(reserved, crate::sync::Ordering::Relaxed);
             }
         }
         let pin = &epoch::pin();
@@ -98,22 +105,22 @@ impl Engine for LockFree {
         true
     }
 
-    fn try_fast(entries: &[Entry<Self>]) -> bool {
+    fn try_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
         for (i, (core, access)) in entries.iter().enumerate() {
-            if !core.gate.try_hold(*access == Access::Exclusive) {
+            if !core.gate.try_hold(*access == Access::Exclusive, holder) {
                 // All or nothing: give back what this attempt took (links may have queued
                 // behind those holds meanwhile; `release_fast` scans for them).
-                Self::release_fast(&entries[..i]);
+                Self::release_fast(&entries[..i], holder);
                 return false;
             }
         }
         true
     }
 
-    fn release_fast(entries: &[Entry<Self>]) -> bool {
+    fn release_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
         let mut pin = None;
         for (core, access) in entries {
-            if core.gate.unhold(*access == Access::Exclusive) {
+            if core.gate.unhold(*access == Access::Exclusive, holder) {
                 // Links are queued: this hold may have been all that kept them waiting.
                 queue::scan(core, pin.get_or_insert_with(epoch::pin));
             }

@@ -12,11 +12,20 @@
 //! |------------|---------|
 //! | `0`        | this link is live (queued, triggered or held) |
 //! | `MARK`     | this link is removed (released, cancelled or failed) |
+//!
+//! **Long queues.** An append must find the last node. On a queue with `HINT_MIN` or more
+//! links reserved, appends start from the core's *tail hint* (the link appended last, or one
+//! a little older) instead of the stub, so an append costs O(1) however many sets wait. The
+//! hint owns a strong count of its link's request, given back through the epoch when the hint
+//! moves on, so a pinned reader can always read the hinted link; the walk trusts it only while
+//! the link is live (unmarked), and a live link is in its queue. An append that starts from
+//! the hint did not see what is ahead of it, so it counts the queue ahead as busy (`eligible`
+//! false): the scan that follows every non-eligible append triggers it if it may run.
 
 use super::gate::Gate;
 use super::request::Request;
 use crate::sync::epoch::{Atomic, Guard as Pin, Shared};
-use crate::sync::{AtomicBool, AtomicU8, Ordering};
+use crate::sync::{AtomicU8, Ordering};
 use std::fmt;
 use std::ptr;
 use std::sync::Arc;
@@ -56,10 +65,11 @@ pub(crate) struct Link {
     /// For async requests with a Fail or Ignore policy: whether the resource was sync-locked
     /// at decision time (first writer wins).
     pub(super) saw_sync: AtomicU8,
-    /// Fast holders were in this link's way when it was reserved (`Gate::reserve`): its
-    /// append cannot trigger it, only a scan after they left. Written by the owner before
-    /// the request's first append publishes it.
-    pub(super) behind_holders: AtomicBool,
+    /// What the link's reservation (`Gate::reserve`) found: `BEHIND_HOLDERS`, fast holders
+    /// were in its way (its append cannot trigger it, only a scan after they left);
+    /// `LONG_QUEUE`, `HINT_MIN` or more links were reserved (its appends use the tail
+    /// hint). Written by the owner before the request's first append publishes it.
+    pub(super) reserved: AtomicU8,
 }
 
 // SAFETY: the raw pointers are shared references in all but name: `request` points to the
@@ -79,7 +89,7 @@ impl Link {
             exclusive,
             trig: AtomicU8::new(TRIG_PENDING),
             saw_sync: AtomicU8::new(SYNC_UNKNOWN),
-            behind_holders: AtomicBool::new(false),
+            reserved: AtomicU8::new(0),
         }
     }
 
@@ -123,6 +133,9 @@ pub struct Core {
     /// two racing operations the later one's scan sees the earlier one's change (no lost
     /// wake-up without a store-load fence). See [`Gate`].
     pub(crate) gate: Gate,
+    /// The tail hint (see the module docs): null, or a link of this queue appended while
+    /// the queue was long; owns one strong count of that link's request (a [`QueueRef`]).
+    pub(super) hint: Atomic<Link>,
     /// Creation order, the install order under loom (see `Engine::order_key`).
     #[cfg(kds_loom)]
     pub(super) id: usize,
@@ -133,6 +146,7 @@ impl Default for Core {
         Core {
             stub: Link::new(ptr::null(), ptr::null(), false),
             gate: Gate::default(),
+            hint: Atomic::null(),
             #[cfg(kds_loom)]
             id: {
                 // A plain std counter: loom models replay, and only the relative order of the
@@ -163,6 +177,17 @@ impl Drop for Core {
         while let Some(node) = unsafe { cur.as_ref() } {
             cur = node.next.load(Ordering::Acquire, pin);
             retire(node, pin);
+        }
+        // Acquire: as above. Nobody else can reach this core any more (see above), so the
+        // hint's count can be given back; through the epoch, after the retires above.
+        let hint = self.hint.load(Ordering::Acquire, pin);
+        // SAFETY: the hint owns a count of its link's request, so the link is alive.
+        if let Some(link) = unsafe { hint.as_ref() } {
+            let hint_ref = link
+                .request()
+                .expect("a hint is never the stub")
+                .queue_ref();
+            pin.defer(move || hint_ref.release());
         }
     }
 }
@@ -248,12 +273,23 @@ pub(super) fn try_append<'g>(
     pin: &'g Pin,
 ) -> Tail<'g> {
     let core = link.core(pin);
+    // Relaxed: written by the owner before the request was published (see the field).
+    let reserved = link.reserved.load(Ordering::Relaxed);
+    let long = reserved & LONG_QUEUE != 0;
     'restart: loop {
-        let mut pred: &'g Link = &core.stub;
-        // Acquire (every `next` load here): see the fields of the node it points to.
-        let mut cur = pred.next.load(Ordering::Acquire, pin);
-        let (mut any_ahead, mut exclusive_ahead) = (false, false);
-        // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+        let Start {
+            mut pred,
+            mut cur,
+            from_hint,
+        } = walk_start(core, long, pin);
+        if ptr::eq(pred, link) {
+            return Tail::Installed;
+        }
+        // Starting from the hint, the queue ahead is unseen: count it as busy (safe side).
+        let busy = from_hint && !cfg!(kds_bug = "hint_ahead_free");
+        let (mut any_ahead, mut exclusive_ahead) = (busy, busy);
+        // SAFETY: nodes reachable from the stub (or from a live hinted link, which is in the
+        // queue) are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
             if ptr::eq(node, link) {
                 return Tail::Installed;
@@ -294,8 +330,7 @@ pub(super) fn try_append<'g>(
         if !committed && !req.is_undecided() {
             return Tail::Decided;
         }
-        // Relaxed: written by the owner before the request was published (see the field).
-        let eligible = !link.behind_holders.load(Ordering::Relaxed)
+        let eligible = reserved & BEHIND_HOLDERS == 0
             && if link.exclusive {
                 !any_ahead
             } else {
@@ -312,13 +347,86 @@ pub(super) fn try_append<'g>(
             .next
             .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire, pin)
         {
-            Ok(_) => return Tail::Appended { eligible },
+            Ok(_) => {
+                if long {
+                    set_hint(core, link, pin);
+                }
+                return Tail::Appended { eligible };
+            }
             Err(_) => {
                 if committed && eligible {
                     req.undo_pre_grant(link);
                 }
             }
         }
+    }
+}
+
+/// Links reserved on a queue (the new one included) from which appends use and keep up the
+/// tail hint. Below it an append walks from the stub and sees exactly what is ahead (an
+/// early grant needs that); under loom, small, so that the models run both ways.
+pub(super) const HINT_MIN: u64 = if cfg!(kds_loom) { 2 } else { 8 };
+
+/// `Link::reserved`: fast holders were in the link's way when it was reserved.
+pub(super) const BEHIND_HOLDERS: u8 = 1;
+/// `Link::reserved`: the queue was long (`HINT_MIN`) when the link was reserved.
+pub(super) const LONG_QUEUE: u8 = 2;
+
+/// Where an append's walk starts.
+struct Start<'g> {
+    /// The first node of the walk (not examined by it): the stub, or the hinted link.
+    pred: &'g Link,
+    /// `pred`'s `next`, as read.
+    cur: Shared<'g, Link>,
+    /// `pred` is the hinted link: the queue ahead of it was not seen.
+    from_hint: bool,
+}
+
+/// The stub; or, on a `long` queue, the hinted link if it is still live.
+fn walk_start<'g>(core: &'g Core, long: bool, pin: &'g Pin) -> Start<'g> {
+    if long {
+        // Acquire: see the hinted link's fields (published by its append, before `set_hint`).
+        let hint = core.hint.load(Ordering::Acquire, pin);
+        // SAFETY: the hint owns a strong count of its link's request, and a hint that is
+        // replaced gives its count back only through the epoch, after this pin ends.
+        if let Some(hinted) = unsafe { hint.as_ref() } {
+            // Acquire: see the fields of the node this points to (published by its append).
+            let next = hinted.next.load(Ordering::Acquire, pin);
+            // Unmarked: the link is live, so it is in the queue, and so is `next` (unlinking
+            // `next` would first have changed this very word).
+            if next.tag() & MARK == 0 {
+                return Start {
+                    pred: hinted,
+                    cur: next,
+                    from_hint: true,
+                };
+            }
+        }
+    }
+    // Acquire: see the fields of the node this points to (published by its append).
+    let cur = core.stub.next.load(Ordering::Acquire, pin);
+    Start {
+        pred: &core.stub,
+        cur,
+        from_hint: false,
+    }
+}
+
+/// Makes `link` (just appended to `core`'s queue) the tail hint; the replaced hint's count is
+/// given back once every thread pinned now has unpinned.
+fn set_hint(core: &Core, link: &Link, pin: &Pin) {
+    let req = link.request().expect("only the stub has no request");
+    // The new hint's own count (given back by the next `set_hint` or by `Core::drop`).
+    req.add_ref();
+    // AcqRel: Release publishes the link's fields to hint readers; Acquire to read the old
+    // hinted link's request.
+    let old = core
+        .hint
+        .swap(Shared::from(link as *const Link), Ordering::AcqRel, pin);
+    // SAFETY: the old hint owned a count of its request, which is ours to give back now.
+    if let Some(old) = unsafe { old.as_ref() } {
+        let old_ref = old.request().expect("a hint is never the stub").queue_ref();
+        pin.defer(move || old_ref.release());
     }
 }
 
@@ -432,8 +540,8 @@ pub(super) fn retire(link: &Link, pin: &Pin) {
     }
 }
 
-/// The engine's own strong reference to a request, held while any of its links is in a
-/// queue (see `Request::enqueue`).
+/// A strong count of a request in raw form: the engine's own, held while any of its links is
+/// in a queue (see `Request::take_queue_ref`), or a tail hint's (see `set_hint`).
 pub(super) struct QueueRef(pub(super) *const Request);
 
 // SAFETY: a `QueueRef` is an owned `Arc<Request>` count in raw form; `Request` is Send + Sync.

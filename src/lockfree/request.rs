@@ -334,7 +334,17 @@ impl Request {
         let _ = Arc::into_raw(Arc::clone(self));
     }
 
-    /// The engine's queue reference, for `retire` to give back.
+    /// Adds a strong count for a tail hint (`queue::set_hint`), given back as a `QueueRef`.
+    /// Called by whoever just appended one of this request's links: a queued link keeps the
+    /// engine's queue reference alive, so the count is not zero.
+    pub(super) fn add_ref(&self) {
+        // SAFETY: `this` points to this request inside its live `Arc` allocation, whose strong
+        // count is at least one (the queue reference: the caller is pinned and one of our
+        // links is in a queue, so the last `retire` and its deferred release are still ahead).
+        unsafe { Arc::increment_strong_count(self.this) };
+    }
+
+    /// The engine's queue reference (or a hint's count), as a `QueueRef` to give back.
     pub(super) fn queue_ref(&self) -> QueueRef {
         QueueRef(self.this)
     }

@@ -198,6 +198,49 @@ fn rule4_grants_follow_queue_order() {
     assert!(pendings.iter().all(|p| p.is_granted()));
 }
 
+/// A long queue (long enough for the lock-free engine's tail hint) of shared and exclusive
+/// sets, some cancelled while queued: grants still follow the queue, a run of shared sets is
+/// granted together, and nothing is left queued.
+#[test]
+fn rule4_long_queue_with_cancels_keeps_fifo() {
+    let r = res(2);
+    let first = Slot::new(&ResourceSet::new().exclusive(&r[0]));
+    let mut queue: Vec<(bool, Slot)> = (0..40)
+        .map(|i| {
+            let set = match i % 4 {
+                0 | 1 => ResourceSet::new().shared(&r[0]),
+                2 => ResourceSet::new().exclusive(&r[0]).shared(&r[1]),
+                _ => ResourceSet::new().exclusive(&r[0]),
+            };
+            (i % 4 >= 2, Slot::new(&set))
+        })
+        .collect();
+    for (i, (_, slot)) in queue.iter_mut().enumerate() {
+        if i % 5 == 0 {
+            assert!(slot.cancel(), "set {i} granted while the first set holds");
+        }
+    }
+    let mut waiting: Vec<(bool, Slot)> = queue
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, q)| (i % 5 != 0).then_some(q))
+        .collect();
+    assert!(waiting.iter().all(|(_, s)| !s.granted()));
+    first.release();
+    while !waiting.is_empty() {
+        // The head of the queue: one exclusive set, or the run of shared sets up to the next
+        // exclusive one.
+        let run = if waiting[0].0 { 1 } else { waiting.iter().take_while(|(x, _)| !x).count() };
+        for (i, (_, slot)) in waiting.iter().enumerate() {
+            assert_eq!(slot.granted(), i < run, "set {i} of {} in the queue", waiting.len());
+        }
+        for (_, slot) in waiting.drain(..run) {
+            slot.release();
+        }
+    }
+    assert!(is_free(&r[0]) && is_free(&r[1]));
+}
+
 // ---- Rule 5: exactly once ----
 
 #[test]
@@ -406,6 +449,35 @@ fn rule8_fail_policy_is_busy_while_a_sync_set_holds() {
     ok.release();
 }
 
+/// Only sync sets sync-lock: a resource held by an async set (a direct callback's guard, or a
+/// future's, both granted at once) is not sync-locked, so a Fail request queues behind it.
+#[test]
+fn rule8_async_holders_do_not_sync_lock() {
+    let r = res(1);
+    let callback_holder = Slot::new(&ResourceSet::new().shared(&r[0]));
+    assert!(callback_holder.granted());
+    let future_holder =
+        futures_executor::block_on(ResourceSet::new().shared(&r[0]).acquire()).unwrap();
+    let fail = ResourceSet::new().exclusive(&r[0]).locked(Locked::Fail);
+    let queued = Slot::try_new(&fail).expect("async holders made the resource sync-locked");
+    assert!(!queued.granted());
+    callback_holder.release();
+    assert!(!queued.granted());
+    drop(future_holder);
+    assert!(queued.granted());
+    // A sync holder still sync-locks, next to an async one.
+    queued.release();
+    let async_shared = Slot::new(&ResourceSet::new().shared(&r[0]));
+    let sync_shared = ResourceSet::new().shared(&r[0]).wait().unwrap();
+    assert_eq!(Slot::try_new(&fail).err(), Some(Error::Busy));
+    drop(sync_shared);
+    let after = Slot::try_new(&fail).expect("sync-locking ended with the sync holder");
+    async_shared.release();
+    assert!(after.granted());
+    after.release();
+    assert!(is_free(&r[0]));
+}
+
 #[test]
 fn rule8_fail_policy_is_busy_while_a_sync_set_waits() {
     let r = res(1);
@@ -589,6 +661,42 @@ fn rule9_long_direct_callback_chain_does_not_grow_the_stack() {
             }
             drop(hold);
             assert_eq!(ran.load(SeqCst), n);
+            assert!(is_free(&r));
+        })
+        .unwrap();
+    t.join().unwrap();
+}
+
+/// A direct callback that requests the next set, free at once, from inside itself: the next
+/// callback must wait for this one to return (the trampoline), not run nested in it.
+#[test]
+fn rule9_callbacks_that_request_free_sets_do_not_nest() {
+    fn next(r: Arc<Resource>, left: usize, depth: Arc<AtomicUsize>, max: Arc<AtomicUsize>) {
+        let (d, m) = (depth.clone(), max.clone());
+        let rr = r.clone();
+        let p = ResourceSet::new()
+            .exclusive(&r)
+            .on_grant(Dispatch::Direct, move |g| {
+                let now = d.fetch_add(1, SeqCst) + 1;
+                m.fetch_max(now, SeqCst);
+                drop(g);
+                if left > 0 {
+                    next(rr, left - 1, d.clone(), m);
+                }
+                d.fetch_sub(1, SeqCst);
+            })
+            .unwrap();
+        assert!(p.is_granted(), "a free set is granted inside on_grant");
+    }
+    let n = if cfg!(miri) { 50 } else { 10_000 };
+    let t = thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let r = Arc::new(Resource::new());
+            let (depth, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            next(r.clone(), n, depth.clone(), max.clone());
+            assert_eq!(depth.load(SeqCst), 0, "every callback ran to its end");
+            assert_eq!(max.load(SeqCst), 1, "callbacks nested");
             assert!(is_free(&r));
         })
         .unwrap();
