@@ -111,6 +111,8 @@ pub enum ConcHow {
     Future,
     /// Fire the shared interrupt (and clear it again).
     FireInterrupt,
+    /// `lock()`: the scoped guard (the sync fast path without reference counts).
+    Lock,
 }
 
 /// Runs `workload` on the lock-free engine, then on the reference; panics with a report on
@@ -258,6 +260,13 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
             )
         }
         ConcHow::Try => blocking(set.try_acquire(), &[Error::WouldBlock]),
+        ConcHow::Lock => match set.lock() {
+            Ok(g) => {
+                sh.use_set(&entries, false, hold);
+                drop(g);
+            }
+            Err(e) => sh.violation(format!("lock() returned {e}")),
+        },
         ConcHow::FireInterrupt => {
             sh.interrupt.interrupt();
             thread::yield_now();
