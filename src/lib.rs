@@ -132,6 +132,9 @@ pub use access::{Access, Locked};
 pub use engine::{Engine, SetKind};
 pub use error::Error;
 pub use interrupt::Interrupt;
+#[cfg(kds_loom)]
+#[doc(hidden)]
+pub use lockfree::loom_hint_min;
 pub use lockfree::LockFree;
 pub use set::MAX_SET_LEN;
 pub use worker::{Dispatch, Worker};

@@ -223,6 +223,30 @@ impl<E: Engine> ResourceSet<E> {
         self.wait_until(None, None)
     }
 
+    /// [`wait`](Self::wait) for a set used once: consumes the set and hands its resource
+    /// handles to the guard instead of cloning them, so the one-liner costs no
+    /// reference-count traffic beyond building the set. Same blocking and errors as `wait`.
+    ///
+    /// ```
+    /// use kds::{Resource, ResourceSet};
+    ///
+    /// let (src, dst) = (Resource::new(), Resource::new());
+    /// let held = ResourceSet::new().shared(&src).exclusive(&dst).wait_owned()?;
+    /// // ... copy src into dst ...
+    /// drop(held);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    pub fn wait_owned(self) -> Result<Guard<E>, Error> {
+        if E::FAST_PATH && self.entries.len() <= MAX_SET_LEN {
+            if E::try_fast(&self.entries, Holder::Sync) {
+                return Ok(Guard::from_fast(self.entries, Holder::Sync));
+            }
+            // A failed attempt may have granted sets queued behind its transient holds.
+            flush();
+        }
+        self.wait_queued(None, None)
+    }
+
     /// Blocks until the set is granted or `timeout` has passed: then `Err(Error::Timeout)`,
     /// with nothing left queued (the seed's `kds_waitall` returning NULL). If the grant races
     /// the timeout, the grant wins and the set is returned: never both, never neither. Any

@@ -44,6 +44,19 @@ impl Held {
 /// engine then never touches crossbeam-epoch's per-thread handle from the model's main
 /// thread or during loom's teardown of its lazy statics, which loom forbids.
 fn model<F: Fn() + Send + Sync + 'static>(body: F) {
+    // The tail hint stays off: its atomics would multiply every model's interleavings.
+    kds::loom_hint_min(u64::MAX);
+    run_model(body);
+}
+
+/// As `model`, with the tail hint on from two reserved links (the models of long queues).
+fn model_with_hint<F: Fn() + Send + Sync + 'static>(body: F) {
+    kds::loom_hint_min(2);
+    run_model(body);
+    kds::loom_hint_min(u64::MAX);
+}
+
+fn run_model<F: Fn() + Send + Sync + 'static>(body: F) {
     let body = Arc::new(body);
     loom::model(move || {
         let body = body.clone();
@@ -431,7 +444,7 @@ fn fail_policy_racing_sync_release() {
 /// holds), must not lose its wake-up, and nothing stays queued.
 #[test]
 fn append_from_hint_racing_cancel_and_release() {
-    model(|| {
+    model_with_hint(|| {
         let a = Resource::new();
         let first = Arc::new(Held::default());
         let _p1 = first.request(ResourceSet::new().exclusive(&a));
@@ -493,5 +506,38 @@ fn async_fast_hold_racing_fail_request() {
         h1.release_all();
         h2.release_all();
         assert!(free(&a));
+    });
+}
+
+/// Long queues and helping: a one-link set appends from the tail hint while the hinted link
+/// belongs to a two-resource set that is still tentative. The appender must help that set
+/// (never append behind a tentative link), and the two are granted one after the other once
+/// the holder releases.
+#[test]
+fn append_from_hint_helps_a_tentative_set() {
+    model_with_hint(|| {
+        let (a, b) = (Resource::new(), Resource::new());
+        let first = Arc::new(Held::default());
+        let _p1 = first.request(ResourceSet::new().exclusive(&a));
+        let (h2, h3) = (Arc::new(Held::default()), Arc::new(Held::default()));
+        let t = {
+            let (a, b, h2) = (a.clone(), b.clone(), h2.clone());
+            thread::spawn(move || h2.request(ResourceSet::new().exclusive(&a).exclusive(&b)))
+        };
+        let _p3 = h3.request(ResourceSet::new().exclusive(&a));
+        let _p2 = t.join().unwrap();
+        assert_eq!(
+            h2.grants() + h3.grants(),
+            0,
+            "granted while the first set holds"
+        );
+        first.release_all();
+        assert_eq!(h2.grants() + h3.grants(), 1, "both or neither granted");
+        h2.release_all();
+        h3.release_all();
+        assert_eq!(h2.grants() + h3.grants(), 2);
+        h2.release_all();
+        h3.release_all();
+        assert!(free(&a) && free(&b));
     });
 }

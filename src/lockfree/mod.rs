@@ -68,7 +68,7 @@ impl Engine for LockFree {
             if gate::Gate::reserved_behind_holders(before, link.exclusive) {
                 reserved |= queue::BEHIND_HOLDERS;
             }
-            if gate::Gate::links_in(before) + 1 >= queue::HINT_MIN {
+            if gate::Gate::links_in(before) + 1 >= queue::hint_min() {
                 reserved |= queue::LONG_QUEUE;
             }
             if reserved != 0 {
@@ -144,6 +144,14 @@ impl Engine for LockFree {
     fn fmt_core(core: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(core, f)
     }
+}
+
+/// Loom models only: appends use the tail hint on queues with `n` or more links reserved
+/// (default: never, so that the models of other steps keep their size).
+#[cfg(kds_loom)]
+pub fn loom_hint_min(n: u64) {
+    // Relaxed: set before the model starts its threads.
+    queue::LOOM_HINT_MIN.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Hands this thread's deferred frees (a released multi-resource set gives its resources back

@@ -13,7 +13,7 @@
 //! | `0`        | this link is live (queued, triggered or held) |
 //! | `MARK`     | this link is removed (released, cancelled or failed) |
 //!
-//! **Long queues.** An append must find the last node. On a queue with `HINT_MIN` or more
+//! **Long queues.** An append must find the last node. On a queue with `hint_min()` or more
 //! links reserved, appends start from the core's *tail hint* (the link appended last, or one
 //! a little older) instead of the stub, so an append costs O(1) however many sets wait. The
 //! hint owns a strong count of its link's request, given back through the epoch when the hint
@@ -67,7 +67,7 @@ pub(crate) struct Link {
     pub(super) saw_sync: AtomicU8,
     /// What the link's reservation (`Gate::reserve`) found: `BEHIND_HOLDERS`, fast holders
     /// were in its way (its append cannot trigger it, only a scan after they left);
-    /// `LONG_QUEUE`, `HINT_MIN` or more links were reserved (its appends use the tail
+    /// `LONG_QUEUE`, `hint_min()` or more links were reserved (its appends use the tail
     /// hint). Written by the owner before the request's first append publishes it.
     pub(super) reserved: AtomicU8,
 }
@@ -364,12 +364,28 @@ pub(super) fn try_append<'g>(
 
 /// Links reserved on a queue (the new one included) from which appends use and keep up the
 /// tail hint. Below it an append walks from the stub and sees exactly what is ahead (an
-/// early grant needs that); under loom, small, so that the models run both ways.
-pub(super) const HINT_MIN: u64 = if cfg!(kds_loom) { 2 } else { 8 };
+/// early grant needs that).
+#[cfg(not(kds_loom))]
+pub(super) fn hint_min() -> u64 {
+    8
+}
+
+/// Under loom the models choose (`kds::loom_hint_min`): the tail hint's extra atomics would
+/// multiply the interleavings of every model, so only the models of the hint turn it on.
+#[cfg(kds_loom)]
+pub(super) fn hint_min() -> u64 {
+    // Relaxed: set by the model before it starts any thread.
+    LOOM_HINT_MIN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// See `hint_min` (a plain std atomic: configuration, not part of the model).
+#[cfg(kds_loom)]
+pub(crate) static LOOM_HINT_MIN: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(u64::MAX);
 
 /// `Link::reserved`: fast holders were in the link's way when it was reserved.
 pub(super) const BEHIND_HOLDERS: u8 = 1;
-/// `Link::reserved`: the queue was long (`HINT_MIN`) when the link was reserved.
+/// `Link::reserved`: the queue was long (`hint_min`) when the link was reserved.
 pub(super) const LONG_QUEUE: u8 = 2;
 
 /// Where an append's walk starts.

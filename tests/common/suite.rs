@@ -321,6 +321,32 @@ fn rule7_wait_blocks_until_release_on_another_thread() {
     t.join().unwrap();
 }
 
+/// `wait_owned` (the one-liner's consuming `wait`): holds the set like `wait`, free at once
+/// or after blocking, until the guard is dropped.
+#[test]
+fn rule7_wait_owned_holds_like_wait() {
+    let r = res(2);
+    let g = ResourceSet::new().exclusive(&r[0]).shared(&r[1]).wait_owned().unwrap();
+    assert!(!is_free(&r[0]) && !is_free(&r[1]));
+    let released = Arc::new(AtomicBool::new(false));
+    let (r0, rel) = (r[0].clone(), released.clone());
+    let t = thread::spawn(move || {
+        let g2 = ResourceSet::new().exclusive(&r0).wait_owned().unwrap();
+        assert!(rel.load(SeqCst), "granted before the holder released");
+        g2
+    });
+    thread::sleep(Duration::from_millis(20));
+    released.store(true, SeqCst);
+    drop(g);
+    let g2 = t.join().unwrap();
+    assert!(!is_free(&r[0]) && is_free(&r[1]));
+    let handle = r[0].clone();
+    drop(r);
+    assert!(!is_free(&handle), "still held by the guard");
+    drop(g2);
+    assert!(is_free(&handle));
+}
+
 #[test]
 fn rule7_timeout_cancels_and_leaves_nothing_queued() {
     let r = res(1);
