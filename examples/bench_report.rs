@@ -3,18 +3,22 @@
 //! the bench's latency percentiles, memory and context-switch rows (`target/kds-bench/`).
 //! Every ratio compares figures from the same run. Run through `bash benches/report.sh`.
 
+#[path = "bench_report/paths.rs"]
+mod paths;
 use plotters::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const PEERS: [&str; 5] = [
+const PEERS: [&str; 7] = [
     "lock-free",
     "reference",
     "parking_lot RwLock",
     "std RwLock",
     "tokio RwLock",
+    "seed-minimal",
+    "wait-die",
 ];
 
 /// (group, peer, parameter) -> (median per iteration, elements per iteration).
@@ -143,6 +147,16 @@ fn natural_key(s: &str) -> Vec<(String, u64)> {
     out.push((text, num.parse().unwrap_or(0)));
     out
 }
+
+/// The hand-off workloads, in table order.
+const HANDOFF_KINDS: [&str; 6] = [
+    "blocking",
+    "blocking, spinning",
+    "direct callback",
+    "worker callback",
+    "worker callback, idle worker",
+    "future",
+];
 
 fn ns(v: Option<f64>) -> String {
     match v {
@@ -284,6 +298,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          address order (tokio's through `futures_executor::block_on`). This VM is noisy: read \
          ratios, not absolute times. The workloads are described in `benches/kds/main.rs`.\n"
     )?;
+    writeln!(
+        md,
+        "Two baselines stand for what users compare kds with. \"seed-minimal\" \
+         (`benches/kds/seed_minimal.rs`) is the seed's design ported plainly: one global \
+         `std::sync::Mutex`, an intrusive FIFO list per resource, one allocation per request, \
+         a count of untriggered links, and a parked thread woken when it reaches 0; unlike \
+         \"reference\" it shares nothing with kds's front end. \"wait-die\" \
+         (`benches/kds/wait_die.rs`) is what the Linux kernel uses instead of KDS: one \
+         ww_mutex per resource, locked in the order given under an acquire context whose \
+         ticket survives retries; a context holding locks that meets a lock held by an older \
+         one dies (drops all, sleeps until that lock is free, takes it first, retries, as \
+         `drm_exec` does). ww_mutexes are exclusive only, so its shared entries are taken \
+         exclusively.\n"
+    )?;
     if !d.notes.is_empty() {
         writeln!(md, "Counter notes from this run:\n")?;
         for n in &d.notes {
@@ -295,8 +323,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. uncontended
     writeln!(md, "## 1. Uncontended acquire + release\n")?;
     writeln!(md, "One thread, one prepared set of k fresh resources, acquire then release; time per acquire+release.\n")?;
-    writeln!(md, "| set | lock-free | reference | parking_lot | std | tokio | lock-free / reference | lock-free / parking_lot |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| set | lock-free | reference | parking_lot | std | tokio | seed-minimal | wait-die | lock-free / reference | lock-free / parking_lot | lock-free / seed-minimal |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     for p in d.params("uncontended") {
         let v: Vec<Option<f64>> = PEERS
             .iter()
@@ -304,14 +332,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         writeln!(
             md,
-            "| {p} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {p} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             ns(v[0]),
             ns(v[1]),
             ns(v[2]),
             ns(v[3]),
             ns(v[4]),
+            ns(v[5]),
+            ns(v[6]),
             x(ratio(v[0], v[1])),
-            x(ratio(v[0], v[2]))
+            x(ratio(v[0], v[2])),
+            x(ratio(v[0], v[5]))
         )?;
     }
     writeln!(md)?;
@@ -345,8 +376,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. disjoint
     writeln!(md, "## 2. Disjoint scaling\n")?;
     writeln!(md, "T threads, each acquiring and releasing its own set of 2 exclusive resources; throughput of all threads together. 4 and 8 threads oversubscribe the machine on purpose.\n")?;
-    writeln!(md, "| threads | lock-free | reference | parking_lot | std | tokio | lock-free / reference | lock-free vs its T=1 |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| threads | lock-free | reference | parking_lot | std | tokio | seed-minimal | wait-die | lock-free / reference | lock-free vs its T=1 |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
     let dparams = d.params("disjoint");
     let lf1 = d.ops_per_s("disjoint", "lock-free", "T=1");
     for p in &dparams {
@@ -356,12 +387,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         writeln!(
             md,
-            "| {p} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {p} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             rate(v[0]),
             rate(v[1]),
             rate(v[2]),
             rate(v[3]),
             rate(v[4]),
+            rate(v[5]),
+            rate(v[6]),
             x(ratio(v[0], v[1])),
             x(ratio(v[0], lf1))
         )?;
@@ -411,8 +444,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 3. contended
     writeln!(md, "## 3. Contended mixes\n")?;
     writeln!(md, "T threads over R resources, each locking random sets of k distinct resources (each exclusive with probability x), holding each about 100 ns. Throughput of all threads; grant wait (request to first use) sampled on every 8th operation.\n")?;
-    writeln!(md, "| mix | lock-free | reference | parking_lot | std | tokio | lock-free / reference | p50 / p99 / max wait, lock-free | p50 / p99 / max wait, reference |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| mix | lock-free | reference | parking_lot | std | tokio | seed-minimal | wait-die | lock-free / reference | lock-free / seed-minimal | p50 / p99 / max wait, lock-free | p50 / p99 / max wait, reference |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     let cparams = d.params("contended");
     let (mut wins, mut p99_wins, mut n_mix) = (0, 0, 0);
     let mut worst: Option<(f64, String)> = None;
@@ -434,13 +467,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         writeln!(
             md,
-            "| {p} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {p} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             rate(v[0]),
             rate(v[1]),
             rate(v[2]),
             rate(v[3]),
             rate(v[4]),
+            rate(v[5]),
+            rate(v[6]),
             x(ratio(v[0], v[1])),
+            x(ratio(v[0], v[5])),
             pct(l("lock-free")),
             pct(l("reference"))
         )?;
@@ -512,11 +548,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. hand-off
     writeln!(md, "## 4. Grant hand-off latency\n")?;
-    writeln!(md, "The holder releases at t0; the waiter stamps t1 when it can use its set. Blocking and future waiters wait on another thread and are parked by the time of the release (the holder waits 50 µs first); a direct callback runs inside the release; a worker callback on a `kds::Worker` thread. Median of the mean per sample, then the percentiles of all samples.\n")?;
+    writeln!(md, "The holder releases at t0; the waiter stamps t1 when it can use its set. Blocking and future waiters wait on another thread and are parked by the time of the release (the holder waits 50 µs first), except \"blocking, spinning\", where the holder waits 2 µs, so the waiter is queued but still in its spin window; a direct callback runs inside the release; a worker callback on a `kds::Worker` thread that ran the previous callback microseconds before, or that has been idle 100 µs (\"idle worker\", so it parked). Median of the mean per sample, then the percentiles of all samples.\n")?;
     writeln!(md, "| waiter kind | peer | median | p50 | p99 | max |")?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     let mut hand_ok = Vec::new();
-    for kind in ["blocking", "direct callback", "worker callback", "future"] {
+    for kind in HANDOFF_KINDS {
         for peer in PEERS {
             let Some(m) = d.per_iter("handoff", peer, kind) else {
                 continue;
@@ -542,10 +578,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             hand_ok.push((kind, r));
         }
     }
-    let hparams: Vec<String> = ["blocking", "direct callback", "worker callback", "future"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let hparams: Vec<String> = HANDOFF_KINDS.iter().map(|s| s.to_string()).collect();
     line_plot(
         &plots.join("handoff.svg"),
         "hand-off latency (median), ns",
@@ -571,6 +604,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "| hand-off, {kind}: lock-free below reference | {r:.2}× | {} |",
             verdict(r < 1.0)
         )?;
+    }
+    // Issue 9, target 4: p50 of the hand-offs that should not park.
+    for kind in ["worker callback", "blocking, spinning"] {
+        if let Some(t) = d.lat.get(&format!("handoff/lock-free/{kind}")) {
+            writeln!(
+                targets,
+                "| hand-off p50, {kind}: ≤ 1 µs | {} | {} |",
+                ns(Some(t.1 as f64)),
+                verdict(t.1 <= 1000)
+            )?;
+        }
     }
 
     // 5. memory
@@ -614,9 +658,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(md, "perf counters through a criterion measurement (`benches/kds/perf.rs`); values per acquire+release (contended: per operation of one thread, all threads counted). Where the CPU exposes no hardware counters the task clock (ns of CPU time) stands in, as the notes above say.\n")?;
     writeln!(
         md,
-        "| counter group | workload | lock-free | reference | parking_lot | std | tokio |"
+        "| counter group | workload | lock-free | reference | parking_lot | std | tokio | seed-minimal | wait-die |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
     for g in &counter_groups {
         for p in d.params(g) {
             let v: Vec<String> = PEERS
@@ -635,9 +679,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     writeln!(
         md,
-        "| workload | lock-free | reference | parking_lot | std | tokio |"
+        "| workload | lock-free | reference | parking_lot | std | tokio | seed-minimal | wait-die |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
     let params: Vec<String> = {
         let mut v: Vec<String> = d
             .rows
@@ -668,7 +712,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     writeln!(md)?;
 
-    writeln!(md, "## Targets (issue 4), this run\n")?;
+    paths::section(&d, &mut md, &mut targets)?;
+
+    writeln!(md, "## Targets (issues 4 and 9), this run\n")?;
     writeln!(
         md,
         "| target | measured | verdict |\n|---|---|---|\n{targets}"

@@ -132,10 +132,10 @@ pub use access::{Access, Locked};
 pub use engine::{Engine, SetKind};
 pub use error::Error;
 pub use interrupt::Interrupt;
+pub use lockfree::LockFree;
 #[cfg(kds_loom)]
 #[doc(hidden)]
-pub use lockfree::loom_hint_min;
-pub use lockfree::LockFree;
+pub use lockfree::{loom_async_fast, loom_hint_min};
 pub use set::MAX_SET_LEN;
 pub use worker::{Dispatch, Worker};
 

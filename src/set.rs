@@ -46,7 +46,11 @@ pub(crate) fn new_request<E: Engine>(
 /// Wait and every resource is free: `true` if held (as `Holder::Async`).
 #[inline]
 pub(crate) fn fast_async<E: Engine>(entries: &[Entry<E>], policy: Locked) -> bool {
-    if !E::FAST_PATH || policy != Locked::Wait || entries.len() > MAX_SET_LEN {
+    if !E::FAST_PATH
+        || policy != Locked::Wait
+        || entries.len() > MAX_SET_LEN
+        || !crate::lockfree::async_fast_enabled()
+    {
         return false;
     }
     if E::try_fast(entries, Holder::Async) {

@@ -43,17 +43,30 @@ impl Held {
 /// Runs `body` under loom on a spawned thread, then collects the epoch garbage there: the
 /// engine then never touches crossbeam-epoch's per-thread handle from the model's main
 /// thread or during loom's teardown of its lazy statics, which loom forbids.
+///
+/// The tail hint stays off (its atomics would multiply every model's interleavings), and so
+/// does the async fast path (async requests on free resources would never queue, and the
+/// models of the queued protocol would no longer model it).
 fn model<F: Fn() + Send + Sync + 'static>(body: F) {
-    // The tail hint stays off: its atomics would multiply every model's interleavings.
     kds::loom_hint_min(u64::MAX);
+    kds::loom_async_fast(false);
     run_model(body);
 }
 
 /// As `model`, with the tail hint on from two reserved links (the models of long queues).
 fn model_with_hint<F: Fn() + Send + Sync + 'static>(body: F) {
     kds::loom_hint_min(2);
+    kds::loom_async_fast(false);
     run_model(body);
     kds::loom_hint_min(u64::MAX);
+}
+
+/// As `model`, with async requests taking the fast path when their resources are free.
+fn model_with_async_fast<F: Fn() + Send + Sync + 'static>(body: F) {
+    kds::loom_hint_min(u64::MAX);
+    kds::loom_async_fast(true);
+    run_model(body);
+    kds::loom_async_fast(false);
 }
 
 fn run_model<F: Fn() + Send + Sync + 'static>(body: F) {
@@ -490,7 +503,7 @@ fn append_from_hint_racing_cancel_and_release() {
 /// so the Fail request is never refused; both are granted, one after the other.
 #[test]
 fn async_fast_hold_racing_fail_request() {
-    model(|| {
+    model_with_async_fast(|| {
         let a = Resource::new();
         let (h1, h2) = (Arc::new(Held::default()), Arc::new(Held::default()));
         let t = {

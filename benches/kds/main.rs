@@ -1,5 +1,8 @@
 //! `cargo bench`: kds's lock-free engine against the mutex reference and the peers a Rust user
-//! would pick instead, on every workload of issue 4, in one run:
+//! would pick instead, on every workload of issue 4, in one run. Two more peers are honest
+//! baselines: `seed-minimal` (`seed_minimal.rs`), a lean port of the 2012 seed's global-mutex
+//! design that shares nothing with kds, and `wait-die` (`wait_die.rs`), the kernel's
+//! ww_mutex + `drm_exec` retry loop (exclusive only).
 //!
 //! 1. `uncontended`: acquire + release of k = 1, 2, 4, 8 resources (all exclusive; mixed).
 //! 2. `disjoint`: 1, 2, 4, 8 threads, each on its own two resources.
@@ -15,19 +18,24 @@
 //! benches/report.sh` runs both.
 
 mod alloc;
+mod paths;
 mod peers;
 mod perf;
 mod record;
+mod seed_minimal;
+mod wait_die;
 
 use criterion::measurement::{Measurement, WallTime};
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use kds::reference::Reference;
 use kds::LockFree;
 use peers::{Kds, ParkingLot, Peer, StdRwLock, Tokio};
+use seed_minimal::SeedMinimal;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use wait_die::WaitDie;
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
@@ -112,6 +120,8 @@ fn uncontended<M: Measurement>(
             uncontended_one::<ParkingLot, M>(&mut g, meter, k, mixed);
             uncontended_one::<StdRwLock, M>(&mut g, meter, k, mixed);
             uncontended_one::<Tokio, M>(&mut g, meter, k, mixed);
+            uncontended_one::<SeedMinimal, M>(&mut g, meter, k, mixed);
+            uncontended_one::<WaitDie, M>(&mut g, meter, k, mixed);
         }
     }
     g.finish();
@@ -153,6 +163,8 @@ fn disjoint<M: Measurement>(c: &mut Criterion<M>, name: &str, meter: &M, ts: &[u
         disjoint_one::<ParkingLot, M>(&mut g, meter, t);
         disjoint_one::<StdRwLock, M>(&mut g, meter, t);
         disjoint_one::<Tokio, M>(&mut g, meter, t);
+        disjoint_one::<SeedMinimal, M>(&mut g, meter, t);
+        disjoint_one::<WaitDie, M>(&mut g, meter, t);
     }
     g.finish();
 }
@@ -263,6 +275,8 @@ fn contended<M: Measurement>(c: &mut Criterion<M>, name: &str, meter: &M, mixes:
         contended_one::<ParkingLot, M>(&mut g, meter, mix, name);
         contended_one::<StdRwLock, M>(&mut g, meter, mix, name);
         contended_one::<Tokio, M>(&mut g, meter, mix, name);
+        contended_one::<SeedMinimal, M>(&mut g, meter, mix, name);
+        contended_one::<WaitDie, M>(&mut g, meter, mix, name);
     }
     g.finish();
 }
@@ -299,6 +313,14 @@ fn now_ns() -> u64 {
 /// queued (and parked, for the blocking kinds) before the release.
 const SETTLE: Duration = Duration::from_micros(50);
 
+/// How long the holder waits for the "spinning" blocking hand-off: the waiter is queued but
+/// still inside its spin window (a few microseconds) when the release comes.
+const SPINNING: Duration = Duration::from_micros(2);
+
+/// How long a worker is left idle before an "idle worker" hand-off: past its spin window, so
+/// it has parked.
+const IDLE: Duration = Duration::from_micros(100);
+
 fn spin_for(d: Duration) {
     let until = Instant::now() + d;
     while Instant::now() < until {
@@ -312,6 +334,7 @@ fn handoff_threaded(
     g: &mut BenchmarkGroup<WallTime>,
     peer: &str,
     kind: &str,
+    settle: Duration,
     hold_then_release: impl Fn(&dyn Fn()) + Sync,
     wait_then_use: impl Fn(&dyn Fn()) + Sync,
 ) {
@@ -339,7 +362,7 @@ fn handoff_threaded(
                 for i in 1..=iters as usize {
                     hold_then_release(&|| {
                         ready.store(i, SeqCst);
-                        spin_for(SETTLE);
+                        spin_for(settle);
                         t0.store(now_ns(), SeqCst);
                     });
                     while done.load(SeqCst) != i {
@@ -354,13 +377,16 @@ fn handoff_threaded(
     });
 }
 
-fn handoff_blocking<P: Peer>(g: &mut BenchmarkGroup<WallTime>) {
+/// `settle`: `SETTLE` for a waiter parked before the release ("blocking"), `SPINNING` for
+/// one still in its spin window ("blocking, spinning").
+fn handoff_blocking<P: Peer>(g: &mut BenchmarkGroup<WallTime>, kind: &str, settle: Duration) {
     let r = P::resource();
     let set = P::set(&[(&r, true)]);
     handoff_threaded(
         g,
         P::NAME,
-        "blocking",
+        kind,
+        settle,
         |before_release| P::with(&set, before_release),
         |stamp| P::with(&set, stamp),
     );
@@ -373,6 +399,7 @@ fn handoff_future<E: kds::Engine>(g: &mut BenchmarkGroup<WallTime>) {
         g,
         E::NAME,
         "future",
+        SETTLE,
         |before_release| {
             let guard = set.wait().unwrap();
             before_release();
@@ -392,6 +419,7 @@ fn handoff_future_tokio(g: &mut BenchmarkGroup<WallTime>) {
         g,
         Tokio::NAME,
         "future",
+        SETTLE,
         |before_release| {
             let guard = futures_executor::block_on(r.write());
             before_release();
@@ -407,14 +435,18 @@ fn handoff_future_tokio(g: &mut BenchmarkGroup<WallTime>) {
 
 /// A callback waiter: registered while the set is held; the release at t0 grants it, and
 /// the callback stamps t1 (inline for direct dispatch, on the worker thread otherwise).
+///
+/// `idle`: the worker (or thread) has done nothing for 100 µs before each grant, so a worker
+/// has parked; otherwise it ran the previous callback a few microseconds before.
 fn handoff_callback<E: kds::Engine>(
     g: &mut BenchmarkGroup<WallTime>,
     worker: Option<&kds::Worker>,
+    idle: bool,
 ) {
-    let kind = if worker.is_some() {
-        "worker callback"
-    } else {
-        "direct callback"
+    let kind = match (worker.is_some(), idle) {
+        (true, false) => "worker callback",
+        (true, true) => "worker callback, idle worker",
+        (false, _) => "direct callback",
     };
     let id = format!("handoff/{}/{kind}", E::NAME);
     let r = kds::generic::Resource::<E>::new();
@@ -423,6 +455,9 @@ fn handoff_callback<E: kds::Engine>(
         b.iter_custom(|iters| {
             let mut lat = Vec::with_capacity(iters as usize);
             for _ in 0..iters {
+                if idle {
+                    spin_for(IDLE);
+                }
                 let held = set.wait().unwrap();
                 let t0 = Arc::new(AtomicU64::new(0));
                 let t1 = Arc::new(AtomicU64::new(0));
@@ -455,14 +490,20 @@ fn handoff_callback<E: kds::Engine>(
 fn handoff(c: &mut Criterion<WallTime>) {
     let worker = kds::Worker::spawn("kds-bench-worker").expect("worker");
     let mut g = c.benchmark_group("handoff");
-    handoff_blocking::<LF>(&mut g);
-    handoff_blocking::<Ref>(&mut g);
-    handoff_blocking::<ParkingLot>(&mut g);
-    handoff_blocking::<StdRwLock>(&mut g);
-    handoff_callback::<LockFree>(&mut g, None);
-    handoff_callback::<Reference>(&mut g, None);
-    handoff_callback::<LockFree>(&mut g, Some(&worker));
-    handoff_callback::<Reference>(&mut g, Some(&worker));
+    for (kind, settle) in [("blocking", SETTLE), ("blocking, spinning", SPINNING)] {
+        handoff_blocking::<LF>(&mut g, kind, settle);
+        handoff_blocking::<Ref>(&mut g, kind, settle);
+        handoff_blocking::<ParkingLot>(&mut g, kind, settle);
+        handoff_blocking::<StdRwLock>(&mut g, kind, settle);
+        handoff_blocking::<SeedMinimal>(&mut g, kind, settle);
+        handoff_blocking::<WaitDie>(&mut g, kind, settle);
+    }
+    handoff_callback::<LockFree>(&mut g, None, false);
+    handoff_callback::<Reference>(&mut g, None, false);
+    for idle in [false, true] {
+        handoff_callback::<LockFree>(&mut g, Some(&worker), idle);
+        handoff_callback::<Reference>(&mut g, Some(&worker), idle);
+    }
     handoff_future::<LockFree>(&mut g);
     handoff_future::<Reference>(&mut g);
     handoff_future_tokio(&mut g);
@@ -542,6 +583,8 @@ fn memory() {
     memory_of::<ParkingLot>();
     memory_of::<StdRwLock>();
     memory_of::<Tokio>();
+    memory_of::<SeedMinimal>();
+    memory_of::<WaitDie>();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -632,6 +675,8 @@ fn counters() {
     context_switches_of::<ParkingLot>();
     context_switches_of::<StdRwLock>();
     context_switches_of::<Tokio>();
+    context_switches_of::<SeedMinimal>();
+    context_switches_of::<WaitDie>();
 }
 
 fn main() {
@@ -646,6 +691,7 @@ fn main() {
     disjoint(&mut c, "disjoint", &WallTime, &[1, 2, 4, 8]);
     contended(&mut c, "contended", &WallTime, &all_mixes());
     handoff(&mut c);
+    paths::paths(&mut c);
     memory();
     counters();
     c.final_summary();

@@ -1,7 +1,10 @@
 //! The locks compared, behind one small trait (as parking_lot's own benchmark does): kds's
 //! lock-free engine, the mutex reference, and what a Rust user would write instead: one
 //! `RwLock` per resource, taken in sorted address order (`parking_lot`, `std`, and `tokio`
-//! for the async path, driven here by a minimal `block_on`).
+//! for the async path, driven here by a minimal `block_on`). Two baselines implement [`Peer`]
+//! in files of their own: `seed-minimal` (`seed_minimal.rs`, a lean port of the seed's
+//! global-mutex design) and `wait-die` (`wait_die.rs`, the kernel's ww_mutex + `drm_exec`
+//! retry loop).
 
 use kds::generic::{Resource, ResourceSet};
 use kds::Engine;

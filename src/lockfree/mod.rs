@@ -154,6 +154,31 @@ pub fn loom_hint_min(n: u64) {
     queue::LOOM_HINT_MIN.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Loom models only: whether async sets take the fast path (default: yes). The models of the
+/// queued protocol turn it off, or their async requests on free resources would never queue.
+#[cfg(kds_loom)]
+pub fn loom_async_fast(on: bool) {
+    // Relaxed: set before the model starts its threads.
+    LOOM_ASYNC_FAST.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// See [`loom_async_fast`] (a plain std atomic: configuration, not part of the model).
+#[cfg(kds_loom)]
+static LOOM_ASYNC_FAST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether async sets may take the fast path: always, except in loom models that say no.
+pub(crate) fn async_fast_enabled() -> bool {
+    #[cfg(kds_loom)]
+    {
+        // Relaxed: set before the model starts its threads.
+        LOOM_ASYNC_FAST.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(kds_loom))]
+    {
+        true
+    }
+}
+
 /// Hands this thread's deferred frees (a released multi-resource set gives its resources back
 /// through the epoch collector) to the global collector, where any thread can run them. A
 /// thread that goes idle after kds work calls it: otherwise its last few dozen deferred frees,
