@@ -423,25 +423,37 @@ pub(crate) fn flush() {
 }
 
 /// Enters the trampoline to run a direct callback on this thread now (an async set granted
-/// at once on the fast path): `false` if this thread is already running direct callbacks
+/// at once on the fast path): `None` if this thread is already running direct callbacks
 /// (the caller then queues its grant, so a chain of callbacks loops instead of nesting) or is
-/// tearing down its locals. After `true`, call [`leave_direct`].
-pub(crate) fn enter_direct() -> bool {
-    QUEUE
+/// tearing down its locals. Dropping the returned scope leaves the trampoline, even while
+/// unwinding, and delivers what was queued meanwhile (direct callbacks of sets that the
+/// callback's releases and requests granted).
+pub(crate) fn enter_direct() -> Option<DirectScope> {
+    let entered = QUEUE
         .try_with(|q| {
             let mut q = q.borrow_mut();
             let enter = !q.draining;
             q.draining = true;
             enter
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    // Made only when entered: dropping a `DirectScope` leaves the trampoline.
+    if entered {
+        Some(DirectScope)
+    } else {
+        None
+    }
 }
 
-/// Leaves the trampoline entered by [`enter_direct`], then delivers what was queued meanwhile
-/// (direct callbacks of sets that the callback's releases and requests granted).
-pub(crate) fn leave_direct() {
-    let _ = QUEUE.try_with(|q| q.borrow_mut().draining = false);
-    flush();
+/// See [`enter_direct`].
+pub(crate) struct DirectScope;
+
+impl Drop for DirectScope {
+    fn drop(&mut self) {
+        let _ = QUEUE.try_with(|q| q.borrow_mut().draining = false);
+        // Even while unwinding: every delivery runs inside its own catch (`contain`).
+        flush();
+    }
 }
 
 /// Before this thread blocks (a wait or a future inside a direct callback): deliver

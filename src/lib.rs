@@ -55,10 +55,11 @@
 //! |---|---|---|---|
 //! | a thread that can block, holding for a scope | [`ResourceSet::lock`] | a [`SetGuard`] borrowing the set | no allocation, no reference counts: 2 atomics per resource |
 //! | a thread that can block, handing the hold on | [`ResourceSet::wait`] (or `wait_timeout`, `wait_interruptible`) | a [`Guard`] that owns the set | as `lock`, plus one handle clone per resource |
+//! | a thread that builds a set for one use | `ResourceSet::new().exclusive(..)`…[`wait_owned`](ResourceSet::wait_owned)`()` | a [`Guard`] that takes the set's handles | as `lock`, plus building the set |
 //! | a thread that must not block | [`ResourceSet::try_acquire`] | a [`Guard`] or [`Error::WouldBlock`] | as `wait` |
-//! | an event handler (a display driver's flip) | [`ResourceSet::on_grant`] with [`Dispatch::Direct`] | your callback, on the thread that freed the last resource | two allocations (the request, the boxed closure) |
+//! | an event handler (a display driver's flip) | [`ResourceSet::on_grant`] with [`Dispatch::Direct`] | your callback, on the thread that freed the last resource | free at once: your callback runs inside the call, no allocation; else two allocations (the request, the boxed closure) |
 //! | code that may take a while after the grant | [`ResourceSet::on_grant`] with [`Dispatch::Worker`] | your callback, on your [`Worker`] thread, in grant order | two allocations and a thread hand-off |
-//! | an async task | [`ResourceSet::acquire`]`.await` | a [`Guard`] | one allocation |
+//! | an async task | [`ResourceSet::acquire`]`.await` | a [`Guard`] | free at once: ready at the first poll, no allocation; else one allocation |
 //!
 //! Blocking requests make a *sync* set: while it holds or waits, its resources are
 //! *sync-locked*, and async requests choose what to do about that with [`Locked`] (wait their

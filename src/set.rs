@@ -498,20 +498,21 @@ impl<E: Engine> ResourceSet<E> {
         // Everything free: a direct callback runs here and now, and no request is made at all
         // (no allocation). Not inside another direct callback on this thread: a chain of
         // callbacks that each request the next set must loop in the trampoline, not nest.
-        if matches!(dispatch, Dispatch::Direct) && delivery::enter_direct() {
-            let guard = self.try_fast_async();
-            let callback = match guard {
-                Some(guard) => {
-                    delivery::contain(move || callback(guard));
-                    None
-                }
-                None => Some(callback),
-            };
-            delivery::leave_direct();
-            let Some(callback) = callback else {
-                return Ok(Pending { req: None });
-            };
-            return self.on_grant_queued(dispatch, callback);
+        if matches!(dispatch, Dispatch::Direct) {
+            if let Some(direct) = delivery::enter_direct() {
+                let callback = match self.try_fast_async() {
+                    Some(guard) => {
+                        delivery::contain(move || callback(guard));
+                        None
+                    }
+                    None => Some(callback),
+                };
+                drop(direct); // leaves the trampoline, delivering what was queued meanwhile
+                let Some(callback) = callback else {
+                    return Ok(Pending { req: None });
+                };
+                return self.on_grant_queued(dispatch, callback);
+            }
         }
         self.on_grant_queued(dispatch, callback)
     }

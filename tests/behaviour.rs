@@ -52,3 +52,52 @@ fn errors_display_and_are_std_errors() {
     }
     let _: &dyn std::error::Error = &all[0];
 }
+
+/// Lock-free engine, long queues: waiters that give up while a holder keeps the resource do
+/// not pile up in its queue (each cancel unlinks its own link); everyone left is granted once
+/// the holder releases.
+#[test]
+fn lockfree_cancelled_waiters_do_not_pile_up_behind_a_holder() {
+    use kds::{Dispatch, Resource, ResourceSet};
+    use std::time::Duration;
+    let removed_links = |r: &Resource| -> usize {
+        let dump = format!("{r:?}");
+        let at = dump.find("removed_links: ").expect("the queue's Debug") + "removed_links: ".len();
+        dump[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let r = Resource::new();
+    let holder = ResourceSet::new().exclusive(&r).wait().unwrap();
+    let n = if cfg!(miri) { 20 } else { 1000 };
+    let waiting: Vec<_> = (0..n)
+        .map(|_| {
+            ResourceSet::new()
+                .exclusive(&r)
+                .on_grant(Dispatch::Direct, drop)
+                .unwrap()
+        })
+        .collect();
+    // Waiters time out at the tail, over and over, while the holder holds.
+    for _ in 0..n {
+        let late = ResourceSet::new()
+            .exclusive(&r)
+            .wait_timeout(Duration::ZERO);
+        assert_eq!(late.unwrap_err(), kds::Error::Timeout);
+    }
+    let mut waiting = waiting;
+    // And requests are withdrawn from the middle.
+    let cancelled: Vec<_> = (0..n / 4).map(|i| waiting.remove(n / 2 - i)).collect();
+    for p in cancelled {
+        assert!(p.cancel());
+    }
+    // At most the last timed-out waiter (the last link, which stays until the next append)
+    // and the one before it (which the next append's walk unlinks): not one per cancel.
+    assert!(removed_links(&r) <= 2, "removed links pile up: {r:?}");
+    drop(holder);
+    assert!(waiting.iter().all(|p| p.is_granted()));
+    assert!(ResourceSet::new().exclusive(&r).try_acquire().is_ok());
+}

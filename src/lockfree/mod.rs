@@ -11,8 +11,8 @@
 //!   whoever is in the way, decide with one CAS).
 //!
 //! Memory: links live inside their request (one allocation per request); a request stays
-//! allocated while any of its links is still physically in a queue, and is freed through
-//! `crossbeam-epoch` after the last one is unlinked. `docs/design.md` gives the argument for
+//! allocated while any of its links is still physically in a queue (or is a resource's tail
+//! hint), and is freed through `crossbeam-epoch` after the last one is unlinked. `docs/design.md` gives the argument for
 //! rules 1 to 5.
 
 mod enqueue;
@@ -94,14 +94,14 @@ impl Engine for LockFree {
             // One link needs no release bit: its mark alone removes it at once.
             req.set_released();
         }
-        remove(req);
+        remove(req, false);
     }
 
     fn cancel(req: &Arc<Request>) -> bool {
         if !req.try_cancel() {
             return false;
         }
-        remove(req);
+        remove(req, true);
         true
     }
 
@@ -189,12 +189,14 @@ pub(crate) fn hand_off_deferred_frees() {
 }
 
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
-/// queue where something waits behind them (rules 3 and 6).
+/// queue where something waits behind them (rules 3 and 6). A cancelled link on a long queue
+/// is also unlinked at once (`queue::unlink_removed`), so waiters that give up while a holder
+/// keeps the resource do not pile up in its queue.
 ///
 /// Pins only when it must walk a queue or defer a free: releasing a one-link set with nothing
 /// queued behind it, the common uncontended case, reads no other node and frees nothing
 /// shared, so it costs one `fetch_or` and no pin.
-fn remove(req: &Arc<Request>) {
+fn remove(req: &Arc<Request>, cancelled: bool) {
     let mut pin = None;
     for link in &req.links {
         let marked = req.mark_removed(link);
@@ -204,7 +206,16 @@ fn remove(req: &Arc<Request>) {
         let core = link.own_core();
         core.gate.unreserve();
         if marked.behind && !cfg!(kds_bug = "skip_release_scan") {
-            queue::scan(core, pin.get_or_insert_with(epoch::pin));
+            let pin = pin.get_or_insert_with(epoch::pin);
+            queue::scan(core, pin);
+            // Relaxed: written before the request was published, by this thread (the owner).
+            if cancelled
+                && link.reserved.load(crate::sync::Ordering::Relaxed) & queue::LONG_QUEUE != 0
+            {
+                // On a long queue no walk from the stub may pass here for a while (the scan
+                // stopped at the first waiting link, appends start from the tail hint).
+                queue::unlink_removed(core, link, pin);
+            }
         }
     }
     if req.decided_by_append() {

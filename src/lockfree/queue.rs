@@ -472,6 +472,42 @@ fn unlink<'g>(
     Some(succ)
 }
 
+/// Unlinks `link`, just marked removed by its cancel with a link queued behind it, walking
+/// from the stub and unlinking every removed link on the way. On a long queue nothing else may
+/// walk past it soon: scans stop at the first link that must wait, and appends start from the
+/// tail hint. Stops at `link`, or at its successor (then someone unlinked it already), or at
+/// the end. Costs O(position of `link`): a waiter that gives up pays for its own place.
+pub(super) fn unlink_removed(core: &Core, link: &Link, pin: &Pin) {
+    // Acquire: a marked link's non-null `next` never changes again.
+    let succ = link.next.load(Ordering::Acquire, pin).with_tag(0);
+    'restart: loop {
+        let mut pred: &Link = &core.stub;
+        // Acquire: see the fields of the node this points to (published by its append).
+        let mut cur = pred.next.load(Ordering::Acquire, pin);
+        // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
+        while let Some(node) = unsafe { cur.as_ref() } {
+            if cur.with_tag(0) == succ {
+                return; // past `link`'s place: it is unlinked already
+            }
+            // Acquire: see the fields of the node this points to (published by its append).
+            let next = node.next.load(Ordering::Acquire, pin);
+            if next.tag() & MARK != 0 && !next.is_null() {
+                match unlink(pred, cur, next, pin) {
+                    Some(_) if ptr::eq(node, link) => return,
+                    Some(after) => {
+                        cur = after;
+                        continue;
+                    }
+                    None => continue 'restart,
+                }
+            }
+            pred = node;
+            cur = next;
+        }
+        return;
+    }
+}
+
 /// Re-applies the trigger rule (spec rule 2) to `core`'s queue: triggers every link that may
 /// now use the resource, unlinking removed links met on the way.
 ///
@@ -567,8 +603,10 @@ impl QueueRef {
     /// Drops the reference.
     fn release(self) {
         // SAFETY: `self.0` is the request's `this` (its address with the allocation's
-        // provenance); `Request::take_queue_ref` leaked one strong count for the queues, and
-        // this is the one place that count is given back (once: the last link's `retire`).
+        // provenance), and a `QueueRef` stands for one strong count leaked for it: the
+        // queues' (`Request::take_queue_ref`, given back once, by the last link's `retire`)
+        // or a tail hint's (`Request::add_ref`, given back once, by the `set_hint` that
+        // replaces it or by `Core::drop`).
         drop(unsafe { Arc::from_raw(self.0) });
     }
 }
