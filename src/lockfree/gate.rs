@@ -170,6 +170,12 @@ impl Gate {
         w & (EXCL | EXCL_ASYNC) == EXCL || w & SHARED_SYNC_MAX != 0
     }
 
+    /// Links reserved now (a snapshot that may change at once).
+    pub(super) fn links_reserved(&self) -> u64 {
+        // Relaxed: only chooses whether a cancel tidies its queue; either choice is correct.
+        self.0.load(Ordering::Relaxed) >> 32
+    }
+
     /// The links reserved in a word returned by `reserve`.
     pub(super) fn links_in(word: u64) -> u64 {
         word >> 32

@@ -208,10 +208,7 @@ fn remove(req: &Arc<Request>, cancelled: bool) {
         if marked.behind && !cfg!(kds_bug = "skip_release_scan") {
             let pin = pin.get_or_insert_with(epoch::pin);
             queue::scan(core, pin);
-            // Relaxed: written before the request was published, by this thread (the owner).
-            if cancelled
-                && link.reserved.load(crate::sync::Ordering::Relaxed) & queue::LONG_QUEUE != 0
-            {
+            if cancelled && queue::long_now(core) {
                 // On a long queue no walk from the stub may pass here for a while (the scan
                 // stopped at the first waiting link, appends start from the tail hint).
                 queue::unlink_removed(core, link, pin);

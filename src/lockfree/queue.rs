@@ -383,6 +383,14 @@ pub(super) fn hint_min() -> u64 {
 pub(crate) static LOOM_HINT_MIN: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(u64::MAX);
 
+/// Whether `core`'s queue is long now: `hint_min()` links reserved, counting one just given
+/// back (a cancelled link's). Never under loom unless the model turned the hint on (so the
+/// other models do not pay for this load).
+pub(super) fn long_now(core: &Core) -> bool {
+    let min = hint_min();
+    min != u64::MAX && core.gate.links_reserved() + 1 >= min
+}
+
 /// `Link::reserved`: fast holders were in the link's way when it was reserved.
 pub(super) const BEHIND_HOLDERS: u8 = 1;
 /// `Link::reserved`: the queue was long (`hint_min`) when the link was reserved.
