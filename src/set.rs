@@ -42,23 +42,29 @@ pub(crate) fn new_request<E: Engine>(
     Ok(E::new_request(entries, kind, waiter))
 }
 
-/// Takes `entries` on the engine's fast path for an async set, if it has one, the policy is
-/// Wait and every resource is free: `true` if held (as `Holder::Async`).
+/// Takes `entries` on the engine's fast path for `holder`, if the engine has one and every
+/// resource is free: `true` if held. A set over `MAX_SET_LEN` is left to the queued way, which
+/// refuses it.
 #[inline]
-pub(crate) fn fast_async<E: Engine>(entries: &[Entry<E>], policy: Locked) -> bool {
-    if !E::FAST_PATH
-        || policy != Locked::Wait
-        || entries.len() > MAX_SET_LEN
-        || !crate::lockfree::async_fast_enabled()
-    {
+fn take_fast<E: Engine>(entries: &[Entry<E>], holder: Holder) -> bool {
+    if !E::FAST_PATH || entries.len() > MAX_SET_LEN {
         return false;
     }
-    if E::try_fast(entries, Holder::Async) {
+    if E::try_fast(entries, holder) {
         return true;
     }
     // A failed attempt may have granted sets queued behind its transient holds.
     flush();
     false
+}
+
+/// `take_fast` for an async set: only with the Wait policy, whose grant does not depend on
+/// who holds what (rule 8).
+#[inline]
+pub(crate) fn fast_async<E: Engine>(entries: &[Entry<E>], policy: Locked) -> bool {
+    policy == Locked::Wait
+        && crate::lockfree::async_fast_enabled()
+        && take_fast::<E>(entries, Holder::Async)
 }
 
 /// The deadline `timeout` from now, or none if that instant cannot be represented (the wait
@@ -241,12 +247,8 @@ impl<E: Engine> ResourceSet<E> {
     /// # Ok::<(), kds::Error>(())
     /// ```
     pub fn wait_owned(self) -> Result<Guard<E>, Error> {
-        if E::FAST_PATH && self.entries.len() <= MAX_SET_LEN {
-            if E::try_fast(&self.entries, Holder::Sync) {
-                return Ok(Guard::from_fast(self.entries, Holder::Sync));
-            }
-            // A failed attempt may have granted sets queued behind its transient holds.
-            flush();
+        if take_fast::<E>(&self.entries, Holder::Sync) {
+            return Ok(Guard::from_fast(self.entries, Holder::Sync));
         }
         self.wait_queued(None, None)
     }
@@ -322,12 +324,8 @@ impl<E: Engine> ResourceSet<E> {
     /// # Ok::<(), kds::Error>(())
     /// ```
     pub fn lock(&self) -> Result<SetGuard<'_, E>, Error> {
-        if E::FAST_PATH && self.entries.len() <= MAX_SET_LEN {
-            if E::try_fast(&self.entries, Holder::Sync) {
-                return Ok(SetGuard::fast(&self.entries));
-            }
-            // A failed attempt may have granted sets queued behind its transient holds.
-            flush();
+        if take_fast::<E>(&self.entries, Holder::Sync) {
+            return Ok(SetGuard::fast(&self.entries));
         }
         self.wait_queued(None, None).map(SetGuard::queued)
     }
@@ -369,12 +367,8 @@ impl<E: Engine> ResourceSet<E> {
         if self.entries.len() > MAX_SET_LEN {
             return Err(Error::BadSet("more than MAX_SET_LEN resources in one set"));
         }
-        if E::try_fast(&self.entries, Holder::Sync) {
-            return Ok(Some(Guard::from_fast(self.entries.clone(), Holder::Sync)));
-        }
-        // A failed attempt may have granted sets queued behind its transient holds.
-        flush();
-        Ok(None)
+        Ok(take_fast::<E>(&self.entries, Holder::Sync)
+            .then(|| Guard::from_fast(self.entries.clone(), Holder::Sync)))
     }
 
     /// The fast path for an async set (`on_grant` with direct dispatch, `acquire`): only
