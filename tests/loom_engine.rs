@@ -40,6 +40,17 @@ impl Held {
     }
 }
 
+/// Two rival sets, each held by a `Held`: exactly one is granted now; releasing it grants the
+/// other, which is then released too.
+fn one_then_the_other(h1: &Held, h2: &Held) {
+    assert_eq!(h1.grants() + h2.grants(), 1, "both or neither granted");
+    h1.release_all();
+    h2.release_all();
+    assert_eq!(h1.grants() + h2.grants(), 2);
+    h1.release_all();
+    h2.release_all();
+}
+
 /// Runs `body` under loom on a spawned thread, then collects the epoch garbage there: the
 /// engine then never touches crossbeam-epoch's per-thread handle from the model's main
 /// thread or during loom's teardown of its lazy statics, which loom forbids.
@@ -110,12 +121,7 @@ fn crossing_sets_both_granted() {
         let _p2 = h2.request(ResourceSet::new().exclusive(&b).exclusive(&a));
         let _p1 = t.join().unwrap();
         // Exactly one holds both now; releasing it grants the other.
-        assert_eq!(h1.grants() + h2.grants(), 1, "both or neither granted");
-        h1.release_all();
-        h2.release_all();
-        assert_eq!(h1.grants() + h2.grants(), 2);
-        h1.release_all();
-        h2.release_all();
+        one_then_the_other(&h1, &h2);
         assert!(free(&a) && free(&b));
     });
 }
@@ -512,12 +518,7 @@ fn async_fast_hold_racing_fail_request() {
         };
         let _p2 = h2.request(ResourceSet::new().exclusive(&a).locked(Locked::Fail));
         let _p1 = t.join().unwrap();
-        assert_eq!(h1.grants() + h2.grants(), 1, "both or neither granted");
-        h1.release_all();
-        h2.release_all();
-        assert_eq!(h1.grants() + h2.grants(), 2);
-        h1.release_all();
-        h2.release_all();
+        one_then_the_other(&h1, &h2);
         assert!(free(&a));
     });
 }
@@ -545,12 +546,7 @@ fn append_from_hint_helps_a_tentative_set() {
             "granted while the first set holds"
         );
         first.release_all();
-        assert_eq!(h2.grants() + h3.grants(), 1, "both or neither granted");
-        h2.release_all();
-        h3.release_all();
-        assert_eq!(h2.grants() + h3.grants(), 2);
-        h2.release_all();
-        h3.release_all();
+        one_then_the_other(&h2, &h3);
         assert!(free(&a) && free(&b));
     });
 }
