@@ -17,7 +17,7 @@ if ((${#need[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+rustup target list --installed | grep -x "$target" >/dev/null || rustup target add "$target"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 # Emulation is some ten times slower: fewer generated fuzz inputs (the corpus still runs).

@@ -59,7 +59,7 @@ echo "pkg-config --cflags --libs kds: $(pkg-config --cflags --libs kds)"
 cc -Wall -Werror -Itests/c -o "$out/installed-dynamic" tests/c/egl_render_target.c \
     $(pkg-config --cflags --libs kds) -lpthread
 LD_LIBRARY_PATH=$prefix/lib "$out/installed-dynamic"
-LD_LIBRARY_PATH=$prefix/lib ldd "$out/installed-dynamic" | grep -q "libkds.so.0 => $prefix/lib"
+LD_LIBRARY_PATH=$prefix/lib ldd "$out/installed-dynamic" | grep "libkds.so.0 => $prefix/lib" >/dev/null
 cc -Wall -Werror -Itests/c -o "$out/installed-static" tests/c/lcd_flip.c \
     $(pkg-config --cflags kds) "$prefix/lib/libkds.a" \
     $(pkg-config --static --libs-only-l kds | sed 's/-lkds //')

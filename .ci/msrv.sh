@@ -10,6 +10,6 @@ grep -q "^rust-version = \"$msrv\"" tests/msrv/Cargo.toml ||
     { echo "tests/msrv/Cargo.toml does not declare rust-version $msrv" >&2; exit 1; }
 toolchain=$msrv
 [[ $toolchain == *.*.* ]] || toolchain=$msrv.0
-rustup toolchain list | grep -q "^$toolchain" || rustup toolchain install "$toolchain" --profile minimal
+rustup toolchain list | grep "^$toolchain" >/dev/null || rustup toolchain install "$toolchain" --profile minimal
 echo "--- library and behaviour suite on Rust $toolchain (the declared rust-version)"
 cargo "+$toolchain" test --locked --manifest-path tests/msrv/Cargo.toml
