@@ -40,6 +40,27 @@ pub enum Enqueued {
 /// One resource of a set, as the engines see it: the resource's state and the access mode.
 pub type Entry<E> = (Arc<<E as Engine>::Core>, Access);
 
+/// A set entry as the fast path ([`Engine::try_fast`]) reads it: the resource's state and the
+/// access mode. A `ResourceSet`'s entries own their handles; a `BorrowedSet`'s borrow them,
+/// packed in one word so that the set is cheap to move.
+pub trait SetEntry<Core> {
+    /// The resource's state.
+    fn core(&self) -> &Arc<Core>;
+    /// The access mode.
+    fn access(&self) -> Access;
+}
+
+impl<Core> SetEntry<Core> for (Arc<Core>, Access) {
+    #[inline]
+    fn core(&self) -> &Arc<Core> {
+        &self.0
+    }
+    #[inline]
+    fn access(&self) -> Access {
+        self.1
+    }
+}
+
 /// An implementation of the KDS rules (`shared/kds-spec.md`). Not implementable outside kds:
 /// its two implementations are [`LockFree`](crate::LockFree) (behind `kds::*`) and
 /// [`reference::Reference`](crate::reference::Reference) (behind `kds::reference::*`). Name it
@@ -102,7 +123,7 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// nothing. `holder` says whether the set is sync (it then makes its resources
     /// sync-locked, rule 8) or async (Wait policy only). `true`: held; release with
     /// [`Engine::release_fast`]. Engines without a fast path (the reference) say `false`.
-    fn try_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
+    fn try_fast<T: SetEntry<Self::Core>>(entries: &[T], holder: Holder) -> bool {
         let _ = (entries, holder);
         false
     }
@@ -110,7 +131,7 @@ pub trait Engine: Sized + Send + Sync + 'static + private::Sealed {
     /// Releases a set taken by [`Engine::try_fast`] with the same `holder`; `true` if it may
     /// have granted queued sets (their deliveries are then queued on this thread, for the
     /// caller to flush).
-    fn release_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
+    fn release_fast<T: SetEntry<Self::Core>>(entries: &[T], holder: Holder) -> bool {
         let _ = (entries, holder);
         unreachable!("release_fast without a fast path");
     }

@@ -55,7 +55,8 @@
 //! |---|---|---|---|
 //! | a thread that can block, holding for a scope | [`ResourceSet::lock`] | a [`SetGuard`] borrowing the set | no allocation, no reference counts: 2 atomics per resource |
 //! | a thread that can block, handing the hold on | [`ResourceSet::wait`] (or `wait_timeout`, `wait_interruptible`) | a [`Guard`] that owns the set | as `lock`, plus one handle clone per resource |
-//! | a thread that builds a set for one use | `ResourceSet::new().exclusive(..)`…[`wait_owned`](ResourceSet::wait_owned)`()` | a [`Guard`] that takes the set's handles | as `lock`, plus building the set |
+//! | a thread that builds a set for one use, the guard moving on | `ResourceSet::new().exclusive(..)`…[`wait_owned`](ResourceSet::wait_owned)`()` | a [`Guard`] that takes the set's handles | as `lock`, plus building the set |
+//! | a thread that builds a set where it uses it, holding for a scope | [`BorrowedSet`]`::new().exclusive(..)`…`wait()` | a [`BorrowedGuard`] borrowing the resources | as `lock`, plus a push per resource and a sort: no handle clones, no copies of the set |
 //! | a thread that must not block | [`ResourceSet::try_acquire`] | a [`Guard`] or [`Error::WouldBlock`] | as `wait` |
 //! | an event handler (a display driver's flip) | [`ResourceSet::on_grant`] with [`Dispatch::Direct`] | your callback, on the thread that freed the last resource | free at once: your callback runs inside the call, no allocation; else two allocations (the request, the boxed closure) |
 //! | code that may take a while after the grant | [`ResourceSet::on_grant`] with [`Dispatch::Worker`] | your callback, on your [`Worker`] thread, in grant order | two allocations and a thread hand-off |
@@ -103,6 +104,17 @@
 //! # Ok::<(), kds::Error>(())
 //! ```
 //!
+//! Where the locks were taken ad hoc, sorted per use, [`BorrowedSet`] is the counterpart: it
+//! borrows the resources as the `RwLock` guards would, and costs 1.3–1.7 × the sorted
+//! `parking_lot` guards at k = 1–8 (`docs/benchmarks.md`, section 7).
+//!
+//! ```
+//! use kds::{BorrowedSet, Resource};
+//! let (a, b) = (Resource::new(), Resource::new());
+//! let _held = BorrowedSet::new().exclusive(&a).shared(&b).wait()?;
+//! # Ok::<(), kds::Error>(())
+//! ```
+//!
 //! The runnable programs under `examples/` show each path in a whole program: a compositor
 //! frame loop with futures on tokio (`compositor`), a GPU-job scheduler with worker callbacks
 //! (`gpu_jobs`), and the three locked policies side by side (`locked_policies`). The seed's
@@ -114,6 +126,8 @@
 
 mod access;
 mod backoff;
+mod borrowed;
+mod borrowed_entry;
 mod delivery;
 mod engine;
 mod error;
@@ -148,6 +162,11 @@ pub type ResourceSet = set::ResourceSet<LockFree>;
 pub type Guard = guard::Guard<LockFree>;
 /// A held set borrowing its [`ResourceSet`], from [`ResourceSet::lock`] (lock-free engine).
 pub type SetGuard<'a> = guard::SetGuard<'a, LockFree>;
+/// A set for one blocking request that borrows its resources: the cheapest one-liner
+/// (lock-free engine).
+pub type BorrowedSet<'a> = borrowed::BorrowedSet<'a, LockFree>;
+/// A held set borrowing its resources, from [`BorrowedSet`] (lock-free engine).
+pub type BorrowedGuard<'a> = borrowed::BorrowedGuard<'a, LockFree>;
 /// An async request whose callback has not necessarily run yet (lock-free engine).
 pub type Pending = guard::Pending<LockFree>;
 /// The future returned by [`ResourceSet::acquire`] (lock-free engine).
@@ -158,6 +177,7 @@ pub type Acquire = future::Acquire<LockFree>;
 /// `generic::Resource<reference::Reference>`. Write engine-generic code against these (see
 /// [`Engine`] for an example); the methods are documented here.
 pub mod generic {
+    pub use crate::borrowed::{BorrowedGuard, BorrowedSet};
     pub use crate::future::Acquire;
     pub use crate::guard::{Guard, Pending, SetGuard};
     pub use crate::resource::Resource;

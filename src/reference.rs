@@ -43,6 +43,10 @@ pub type ResourceSet = crate::set::ResourceSet<Reference>;
 pub type Guard = crate::guard::Guard<Reference>;
 /// A held set borrowing its [`ResourceSet`], from `ResourceSet::lock` (mutex reference).
 pub type SetGuard<'a> = crate::guard::SetGuard<'a, Reference>;
+/// A set for one blocking request that borrows its resources (reference engine).
+pub type BorrowedSet<'a> = crate::borrowed::BorrowedSet<'a, Reference>;
+/// A held set borrowing its resources, from [`BorrowedSet`] (reference engine).
+pub type BorrowedGuard<'a> = crate::borrowed::BorrowedGuard<'a, Reference>;
 /// [`crate::Pending`] on the reference engine.
 pub type Pending = crate::guard::Pending<Reference>;
 /// [`crate::Acquire`] on the reference engine.

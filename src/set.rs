@@ -2,7 +2,7 @@
 
 use crate::backoff::spin_then_yield;
 use crate::delivery::{self, flush, Waiter};
-use crate::engine::{Engine, Entry, Holder, SetKind};
+use crate::engine::{Engine, Entry, Holder, SetEntry, SetKind};
 use crate::future::Acquire;
 use crate::guard::{Guard, Pending, SetGuard};
 use crate::resource::Resource;
@@ -46,7 +46,7 @@ pub(crate) fn new_request<E: Engine>(
 /// resource is free: `true` if held. A set over `MAX_SET_LEN` is left to the queued way, which
 /// refuses it.
 #[inline]
-fn take_fast<E: Engine>(entries: &[Entry<E>], holder: Holder) -> bool {
+pub(crate) fn take_fast<E: Engine, T: SetEntry<E::Core>>(entries: &[T], holder: Holder) -> bool {
     if !E::FAST_PATH || entries.len() > MAX_SET_LEN {
         return false;
     }
@@ -64,7 +64,17 @@ fn take_fast<E: Engine>(entries: &[Entry<E>], holder: Holder) -> bool {
 pub(crate) fn fast_async<E: Engine>(entries: &[Entry<E>], policy: Locked) -> bool {
     policy == Locked::Wait
         && crate::lockfree::async_fast_enabled()
-        && take_fast::<E>(entries, Holder::Async)
+        && take_fast::<E, _>(entries, Holder::Async)
+}
+
+/// A set's entries for `Debug` output: each resource's address and access mode.
+pub(crate) fn debug_entries<E: Engine, T: SetEntry<E::Core>>(
+    entries: &[T],
+) -> Vec<(*const E::Core, Access)> {
+    entries
+        .iter()
+        .map(|entry| (Arc::as_ptr(entry.core()), entry.access()))
+        .collect()
 }
 
 /// The deadline `timeout` from now, or none if that instant cannot be represented (the wait
@@ -183,6 +193,15 @@ impl<E: Engine> ResourceSet<E> {
         self
     }
 
+    /// A set of `entries` already in set order (sorted by `Engine::order_key`, no
+    /// duplicates), with the default policy.
+    pub(crate) fn from_sorted(entries: SmallVec<[Entry<E>; 4]>) -> Self {
+        ResourceSet {
+            entries,
+            policy: Locked::Wait,
+        }
+    }
+
     /// The policy of async requests of this set towards sync-locked resources, those a
     /// blocking (sync) set holds or waits for (default [`Locked::Wait`]; the seed's
     /// `KDS_FLAG_LOCKED_*`). Sync requests ignore it. See [`Locked`] for an example.
@@ -247,7 +266,7 @@ impl<E: Engine> ResourceSet<E> {
     /// # Ok::<(), kds::Error>(())
     /// ```
     pub fn wait_owned(self) -> Result<Guard<E>, Error> {
-        if take_fast::<E>(&self.entries, Holder::Sync) {
+        if take_fast::<E, _>(&self.entries, Holder::Sync) {
             return Ok(Guard::from_fast(self.entries, Holder::Sync));
         }
         self.wait_queued(None, None)
@@ -324,7 +343,7 @@ impl<E: Engine> ResourceSet<E> {
     /// # Ok::<(), kds::Error>(())
     /// ```
     pub fn lock(&self) -> Result<SetGuard<'_, E>, Error> {
-        if take_fast::<E>(&self.entries, Holder::Sync) {
+        if take_fast::<E, _>(&self.entries, Holder::Sync) {
             return Ok(SetGuard::fast(&self.entries));
         }
         self.wait_queued(None, None).map(SetGuard::queued)
@@ -349,6 +368,12 @@ impl<E: Engine> ResourceSet<E> {
         if let Some(guard) = self.try_fast()? {
             return Ok(guard);
         }
+        self.try_queued()
+    }
+
+    /// The queued way of `try_acquire` (after the fast path, if any, refused): enqueue, and
+    /// cancel unless granted at once.
+    pub(crate) fn try_queued(&self) -> Result<Guard<E>, Error> {
         let req = self.request(true, Waiter::thread())?;
         if delivery::enqueue::<E>(&req)? || E::is_granted(&req) || !E::cancel(&req) {
             return Ok(Guard::from_granted(req));
@@ -367,7 +392,7 @@ impl<E: Engine> ResourceSet<E> {
         if self.entries.len() > MAX_SET_LEN {
             return Err(Error::BadSet("more than MAX_SET_LEN resources in one set"));
         }
-        Ok(take_fast::<E>(&self.entries, Holder::Sync)
+        Ok(take_fast::<E, _>(&self.entries, Holder::Sync)
             .then(|| Guard::from_fast(self.entries.clone(), Holder::Sync)))
     }
 
@@ -391,7 +416,7 @@ impl<E: Engine> ResourceSet<E> {
     }
 
     /// The queued way of a blocking wait (after the fast path, if any, refused).
-    fn wait_queued(
+    pub(crate) fn wait_queued(
         &self,
         deadline: Option<Instant>,
         interrupt: Option<&Interrupt>,
@@ -567,14 +592,7 @@ impl<E: Engine> fmt::Debug for ResourceSet<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResourceSet")
             .field("engine", &E::NAME)
-            .field(
-                "entries",
-                &self
-                    .entries
-                    .iter()
-                    .map(|(core, access)| (Arc::as_ptr(core), *access))
-                    .collect::<Vec<_>>(),
-            )
+            .field("entries", &debug_entries::<E, _>(&self.entries))
             .field("policy", &self.policy)
             .finish()
     }

@@ -24,7 +24,7 @@ pub use queue::Core;
 pub use request::Request;
 
 use crate::delivery::Waiter;
-use crate::engine::{private, Engine, Enqueued, Entry, Holder, SetKind};
+use crate::engine::{private, Engine, Enqueued, Entry, Holder, SetEntry, SetKind};
 use crate::sync::epoch;
 use crate::{Access, Error};
 use std::fmt;
@@ -105,9 +105,13 @@ impl Engine for LockFree {
         true
     }
 
-    fn try_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
-        for (i, (core, access)) in entries.iter().enumerate() {
-            if !core.gate.try_hold(*access == Access::Exclusive, holder) {
+    fn try_fast<T: SetEntry<Core>>(entries: &[T], holder: Holder) -> bool {
+        for (i, entry) in entries.iter().enumerate() {
+            if !entry
+                .core()
+                .gate
+                .try_hold(entry.access() == Access::Exclusive, holder)
+            {
                 // All or nothing: give back what this attempt took (links may have queued
                 // behind those holds meanwhile; `release_fast` scans for them).
                 Self::release_fast(&entries[..i], holder);
@@ -117,10 +121,14 @@ impl Engine for LockFree {
         true
     }
 
-    fn release_fast(entries: &[Entry<Self>], holder: Holder) -> bool {
+    fn release_fast<T: SetEntry<Core>>(entries: &[T], holder: Holder) -> bool {
         let mut pin = None;
-        for (core, access) in entries {
-            if core.gate.unhold(*access == Access::Exclusive, holder) {
+        for entry in entries {
+            let core = entry.core();
+            if core
+                .gate
+                .unhold(entry.access() == Access::Exclusive, holder)
+            {
                 // Links are queued: this hold may have been all that kept them waiting.
                 queue::scan(core, pin.get_or_insert_with(epoch::pin));
             }
