@@ -21,6 +21,8 @@ fn public_types_are_send_and_sync() {
     send_sync::<kds::Resource>();
     send_sync::<kds::ResourceSet>();
     send_sync::<kds::Guard>();
+    send_sync::<kds::BorrowedSet<'static>>();
+    send_sync::<kds::BorrowedGuard<'static>>();
     send_sync::<kds::Pending>();
     send_sync::<kds::Worker>();
     send_sync::<kds::Interrupt>();

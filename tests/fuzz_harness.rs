@@ -128,3 +128,40 @@ fn differential_script_cancel_from_the_middle() {
     // S2 by the cancel; then tear-down releases S1 and S2 (no further hand-off).
     assert_eq!(c.handoffs, 1, "{c:?}");
 }
+
+/// The one-step sync paths through the harness: a `BorrowedSet` and a `lock()` (guards
+/// dropped at once) are granted on free resources, refused with `WouldBlock` behind a held
+/// set without being left queued, and granted again once it is released.
+#[test]
+fn differential_script_borrowed_and_lock() {
+    use kds::fuzzing::differential::{check, How, Op, Policy, Script};
+    let request = |how, entries| Op::Request {
+        how,
+        policy: Policy::Wait,
+        entries,
+    };
+    let script = Script {
+        initial_resources: 2,
+        ops: vec![
+            // Named twice and in reverse: merged and sorted, exclusive winning.
+            request(
+                How::BorrowedReleased,
+                vec![(1, false), (0, false), (1, true)],
+            ),
+            request(How::LockReleased, vec![(1, true), (0, true)]),
+            request(How::Callback, vec![(0, false)]), // held by its callback
+            request(How::BorrowedReleased, vec![(0, true), (1, true)]),
+            request(How::LockReleased, vec![(1, false), (0, true)]),
+            request(How::LockReleased, vec![(0, false)]), // shared with shared: granted
+            Op::Release(2),
+            request(How::BorrowedReleased, vec![(0, true)]),
+            request(How::LockReleased, vec![(0, true), (1, false)]),
+        ],
+    };
+    let c = check(&script).unwrap();
+    assert_eq!(c.requests, 8, "{c:?}");
+    assert_eq!(
+        c.sync_gave_up, 2,
+        "two refusals behind the callback's hold: {c:?}"
+    );
+}

@@ -20,7 +20,7 @@
 
 use super::differential::Policy;
 use crate::engine::Engine;
-use crate::generic::{Guard, Resource, ResourceSet};
+use crate::generic::{BorrowedSet, Guard, Resource, ResourceSet};
 use crate::reference::Reference;
 use crate::{Access, Dispatch, Error, Interrupt, LockFree, Locked, Worker};
 use arbitrary::Arbitrary;
@@ -113,6 +113,8 @@ pub enum ConcHow {
     FireInterrupt,
     /// `lock()`: the scoped guard (the sync fast path without reference counts).
     Lock,
+    /// The same entries as a `BorrowedSet`: `wait()`, or `wait_timeout` for odd holds.
+    Borrowed,
 }
 
 /// Runs `workload` on the lock-free engine, then on the reference; panics with a report on
@@ -267,6 +269,27 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
             }
             Err(e) => sh.violation(format!("lock() returned {e}")),
         },
+        ConcHow::Borrowed => {
+            let mut borrowed = BorrowedSet::<E>::new();
+            for &(r, x) in &entries {
+                let access = if x { Access::Exclusive } else { Access::Shared };
+                borrowed.access(&sh.resources[r], access);
+            }
+            let timed = hold % 2 == 1;
+            let result = if timed {
+                borrowed.wait_timeout(Duration::from_micros(hold.into()))
+            } else {
+                borrowed.wait()
+            };
+            match result {
+                Ok(g) => {
+                    sh.use_set(&entries, false, hold);
+                    drop(g);
+                }
+                Err(Error::Timeout) if timed => {}
+                Err(e) => sh.violation(format!("BorrowedSet returned {e}")),
+            }
+        }
         ConcHow::FireInterrupt => {
             sh.interrupt.interrupt();
             thread::yield_now();

@@ -10,7 +10,7 @@
 
 use super::model::{Model, Status};
 use crate::engine::Engine;
-use crate::generic::{Acquire, Guard, Pending, Resource, ResourceSet};
+use crate::generic::{Acquire, BorrowedSet, Guard, Pending, Resource, ResourceSet};
 use crate::reference::Reference;
 use crate::{Access, Dispatch, Error, Interrupt, LockFree, Locked};
 use arbitrary::Arbitrary;
@@ -87,6 +87,13 @@ pub enum How {
     WaitMaxInterrupted,
     /// `wait_timeout(1 ns)`: the smallest timeout that is not zero.
     WaitNanos,
+    /// `BorrowedSet::try_acquire()`, the guard dropped at once (it borrows the resources, so
+    /// the harness cannot keep it): granted and released in one step, or `WouldBlock`.
+    BorrowedReleased,
+    /// `lock()` where the model grants the set at once, `try_acquire()` where it would queue
+    /// (`lock()` would block there); the guard dropped at once. An engine that blocks where
+    /// the model grants hangs the run, which libFuzzer reports as a timeout.
+    LockReleased,
 }
 
 impl Script {
@@ -118,7 +125,13 @@ impl How {
                 | How::WaitInterrupted
                 | How::WaitMaxInterrupted
                 | How::WaitNanos
+                | How::BorrowedReleased
+                | How::LockReleased
         )
+    }
+    /// A sync request whose guard the harness drops at once.
+    fn released_at_once(self) -> bool {
+        matches!(self, How::BorrowedReleased | How::LockReleased)
     }
     fn callback(self) -> bool {
         matches!(self, How::Callback | How::CallbackReleasing)
@@ -320,8 +333,8 @@ impl Driver {
         let before = self.model.statuses();
         let expected = self.apply_model(&act);
         self.count(&act, &expected, &before);
-        let lf = self.lock_free.apply(&act);
-        let rf = self.reference.apply(&act);
+        let lf = self.lock_free.apply(&act, &expected);
+        let rf = self.reference.apply(&act, &expected);
         self.update_meta(&act, &expected);
         let fail = |what: String| {
             let mut report = format!("differential check failed: {what}\nsteps:\n");
@@ -427,14 +440,21 @@ impl Driver {
                     | How::WaitTimeout
                     | How::WaitInterrupted
                     | How::WaitMaxInterrupted
-                    | How::WaitNanos => {
+                    | How::WaitNanos
+                    | How::BorrowedReleased
+                    | How::LockReleased => {
                         m.enqueue(id).expect("sync sets are never refused");
                         if m.status(id) == Status::Granted {
+                            if how.released_at_once() {
+                                m.release(id);
+                            }
                             Outcome::Acquired(Ok(()))
                         } else {
                             assert!(m.cancel(id));
                             Outcome::Acquired(Err(match how {
-                                How::TryAcquire => Error::WouldBlock,
+                                How::TryAcquire | How::BorrowedReleased | How::LockReleased => {
+                                    Error::WouldBlock
+                                }
                                 How::WaitTimeout | How::WaitNanos => Error::Timeout,
                                 _ => Error::Interrupted,
                             }))
@@ -588,12 +608,25 @@ impl<E: Engine> Side<E> {
         Ok(set)
     }
 
+    /// `BorrowedSet::try_acquire()` of `entries`, the guard dropped at once.
+    fn borrowed(&self, entries: &[(usize, bool)]) -> Result<Outcome, String> {
+        let mut set = BorrowedSet::new();
+        for &(r, x) in entries {
+            let res = self.resources[r]
+                .as_ref()
+                .ok_or("named a dropped resource")?;
+            set.access(res, if x { Access::Exclusive } else { Access::Shared });
+        }
+        Ok(Outcome::Acquired(set.try_acquire().map(drop)))
+    }
+
     fn poll(fut: &mut Acquire<E>, wakes: &Arc<WakeCount<E>>) -> Poll<Result<Guard<E>, Error>> {
         let waker = Waker::from(Arc::clone(wakes));
         Pin::new(fut).poll(&mut Context::from_waker(&waker))
     }
 
-    fn apply(&mut self, act: &Act) -> Result<Outcome, String> {
+    /// Applies `act`; `expected` is the model's outcome (only `LockReleased` reads it).
+    fn apply(&mut self, act: &Act, expected: &Outcome) -> Result<Outcome, String> {
         Ok(match *act {
             Act::NewResource => {
                 let r = Resource::new();
@@ -612,7 +645,7 @@ impl<E: Engine> Side<E> {
                 ..
             } => {
                 let set = self.set_of(entries, policy)?;
-                let (handle, outcome) = self.request(&set, how);
+                let (handle, outcome) = self.request(&set, how, entries, expected)?;
                 self.sets.push(handle);
                 outcome
             }
@@ -696,12 +729,20 @@ impl<E: Engine> Side<E> {
         .and_then(|o| self.invariants().map(|()| o))
     }
 
-    fn request(&self, set: &ResourceSet<E>, how: How) -> (Handle<E>, Outcome) {
+    /// Requests `set` (made of `entries`) the way `how` says; `expected` is the model's
+    /// outcome, which `LockReleased` follows to stay clear of blocking.
+    fn request(
+        &self,
+        set: &ResourceSet<E>,
+        how: How,
+        entries: &[(usize, bool)],
+        expected: &Outcome,
+    ) -> Result<(Handle<E>, Outcome), String> {
         let acquired = |r: Result<Guard<E>, Error>| match r {
             Ok(g) => (Handle::Sync(Some(g)), Outcome::Acquired(Ok(()))),
             Err(e) => (Handle::Sync(None), Outcome::Acquired(Err(e))),
         };
-        match how {
+        Ok(match how {
             How::Callback | How::CallbackReleasing => {
                 let slot = Arc::new(Slot {
                     runs: AtomicUsize::new(0),
@@ -749,7 +790,16 @@ impl<E: Engine> Side<E> {
                 acquired(set.wait_interruptible(Some(Duration::MAX), &self.interrupt))
             }
             How::WaitNanos => acquired(set.wait_timeout(Duration::from_nanos(1))),
-        }
+            How::BorrowedReleased => (Handle::Sync(None), self.borrowed(entries)?),
+            How::LockReleased => {
+                let r = if *expected == Outcome::Acquired(Ok(())) {
+                    set.lock().map(drop)
+                } else {
+                    set.try_acquire().map(drop)
+                };
+                (Handle::Sync(None), Outcome::Acquired(r))
+            }
+        })
     }
 
     /// Checks that hold after every step whatever the model says.

@@ -347,6 +347,69 @@ fn rule7_wait_owned_holds_like_wait() {
     assert!(is_free(&handle));
 }
 
+/// `BorrowedSet` (the one-liner that borrows its resources): merges duplicates, holds like
+/// `wait`, sync-locks, blocks behind a holder and queues in FIFO order behind a waiter
+/// (it must not barge onto the fast path while a set waits), and times out cleanly.
+#[test]
+fn rule7_borrowed_set_holds_like_wait() {
+    let r = res(3);
+    // Named in reverse and twice: sorted and merged at the request, exclusive winning.
+    let mut set = BorrowedSet::new();
+    set.shared(&r[2]).shared(&r[1]).exclusive(&r[1]);
+    set.shared(&r[0]);
+    let g = set.wait().unwrap();
+    assert!(!is_free(&r[0]) && !is_free(&r[1]) && !is_free(&r[2]));
+    // The set is not used up: requested again, it waits like any other request (rule 7).
+    assert_eq!(set.try_acquire().unwrap_err(), Error::WouldBlock);
+    assert_eq!(
+        BorrowedSet::new().shared(&r[1]).try_acquire().unwrap_err(),
+        Error::WouldBlock,
+        "r[1] was merged as shared"
+    );
+    assert!(BorrowedSet::new().shared(&r[0]).shared(&r[2]).try_acquire().is_ok());
+    // A sync holder sync-locks its resources (rule 8).
+    let fail = ResourceSet::new().shared(&r[0]).locked(Locked::Fail);
+    assert_eq!(Slot::try_new(&fail).err(), Some(Error::Busy));
+    // Blocking: a second borrowed wait on another thread gets in only after the release.
+    let released = Arc::new(AtomicBool::new(false));
+    let (r1, rel) = (r[1].clone(), released.clone());
+    let t = thread::spawn(move || {
+        let g2 = BorrowedSet::new().exclusive(&r1).wait().unwrap();
+        assert!(rel.load(SeqCst), "granted before the holder released");
+        drop(g2);
+    });
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        BorrowedSet::new().exclusive(&r[1]).wait_timeout(Duration::from_millis(2)).unwrap_err(),
+        Error::Timeout
+    );
+    released.store(true, SeqCst);
+    g.release();
+    t.join().unwrap();
+    assert!(is_free(&r[0]) && is_free(&r[1]) && is_free(&r[2]));
+}
+
+/// A borrowed set waits behind a queued set (FIFO, rule 4) even when the holder is gone by
+/// the time it asks: the fast path refuses a resource with a queue.
+#[test]
+fn rule4_borrowed_set_does_not_overtake_a_queued_set() {
+    let r = res(1);
+    let holder = Slot::new(&ResourceSet::new().shared(&r[0]));
+    let queued = Slot::new(&ResourceSet::new().exclusive(&r[0]));
+    assert!(holder.granted() && !queued.granted());
+    assert_eq!(
+        BorrowedSet::new().shared(&r[0]).try_acquire().unwrap_err(),
+        Error::WouldBlock,
+        "a shared borrowed set overtook the queued exclusive one"
+    );
+    holder.release();
+    assert!(queued.granted());
+    queued.release();
+    let owned = BorrowedSet::new().exclusive(&r[0]).to_owned();
+    assert!(owned.try_acquire().is_ok());
+    assert!(is_free(&r[0]));
+}
+
 #[test]
 fn rule7_timeout_cancels_and_leaves_nothing_queued() {
     let r = res(1);
