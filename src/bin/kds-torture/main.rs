@@ -25,7 +25,7 @@
 
 mod heap;
 
-use kds::generic::{Guard, Resource, ResourceSet};
+use kds::generic::{BorrowedSet, Guard, Resource, ResourceSet};
 use kds::{Access, Dispatch, Engine, Error, Interrupt, Locked, Worker};
 use std::future::Future;
 use std::pin::pin;
@@ -253,18 +253,38 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         sh.use_set(&modes, hold);
         drop(guard);
     };
+    // A blocking request granted after waiting since `start`: record the wait, use the set.
+    let granted_after = |start: Instant| {
+        let waited = start.elapsed().as_nanos() as u64;
+        sh.longest_wait_ns.fetch_max(waited, SeqCst);
+        sh.use_set(&modes, hold);
+    };
     match kind {
-        // Half the plain waits use the scoped `lock()` guard instead of `wait()`.
-        0 if rng.below(2) == 0 => {
+        // A third of the plain waits use the scoped `lock()` guard instead of `wait()`.
+        0 if rng.below(3) == 0 => {
             let start = Instant::now();
             match set.lock() {
                 Ok(g) => {
-                    let waited = start.elapsed().as_nanos() as u64;
-                    sh.longest_wait_ns.fetch_max(waited, SeqCst);
-                    sh.use_set(&modes, hold);
+                    granted_after(start);
                     drop(g);
                 }
                 Err(e) => sh.violation(format!("lock failed: {e}")),
+            }
+        }
+        // Another third a `BorrowedSet` of the same resources, named in reverse (it sorts).
+        0 if rng.below(2) == 0 => {
+            let start = Instant::now();
+            let mut borrowed = BorrowedSet::<E>::new();
+            for &(i, x) in modes.iter().rev() {
+                let access = if x { Access::Exclusive } else { Access::Shared };
+                borrowed.access(&sh.resources[i], access);
+            }
+            match borrowed.wait() {
+                Ok(g) => {
+                    granted_after(start);
+                    drop(g);
+                }
+                Err(e) => sh.violation(format!("BorrowedSet::wait failed: {e}")),
             }
         }
         0..=2 => {
@@ -284,9 +304,8 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             };
             match result {
                 Ok(g) => {
-                    let waited = start.elapsed().as_nanos() as u64;
-                    sh.longest_wait_ns.fetch_max(waited, SeqCst);
-                    checked(g);
+                    granted_after(start);
+                    drop(g);
                 }
                 Err(Error::Timeout | Error::Interrupted) if kind != 0 => {}
                 Err(e) => sh.violation(format!("{} failed: {e}", KINDS[kind])),
