@@ -7,6 +7,9 @@
 //! - `one-liner owned`: the same with `wait_owned()`, which hands the set's handles to the
 //!   guard instead of cloning them.
 //! - `lock`: a prepared set, `lock()` then drop (the sync fast path).
+//! - `one-liner borrowed`: `BorrowedSet::new().exclusive(..)…wait()` then drop: the set and
+//!   its guard borrow the resources, so no handle is cloned.
+//! - `build borrowed`: building such a set alone (it sorts its entries at the request).
 //! - `build`: building the set alone (and dropping it), no locking.
 //! - `on_grant direct`: a prepared set, `on_grant(Dispatch::Direct, ..)`; the callback drops
 //!   its guard, then the `Pending` is dropped.
@@ -21,7 +24,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
-use kds::generic::{Guard, Resource, ResourceSet};
+use kds::generic::{BorrowedSet, Guard, Resource, ResourceSet};
 use kds::{Dispatch, Engine};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -47,6 +50,21 @@ fn one_engine<E: Engine>(g: &mut BenchmarkGroup<WallTime>) {
         g.bench_function(
             BenchmarkId::new(E::NAME, format!("one-liner owned k={k}")),
             |b| b.iter(|| drop(black_box(build().wait_owned().unwrap()))),
+        );
+        let build_borrowed = || {
+            let mut set = BorrowedSet::<E>::new();
+            for r in &res {
+                set.exclusive(r);
+            }
+            set
+        };
+        g.bench_function(
+            BenchmarkId::new(E::NAME, format!("one-liner borrowed k={k}")),
+            |b| b.iter(|| drop(black_box(build_borrowed().wait().unwrap()))),
+        );
+        g.bench_function(
+            BenchmarkId::new(E::NAME, format!("build borrowed k={k}")),
+            |b| b.iter(|| drop(black_box(build_borrowed()))),
         );
         g.bench_function(BenchmarkId::new(E::NAME, format!("build k={k}")), |b| {
             b.iter(|| drop(black_box(build())))

@@ -19,7 +19,9 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
         "One thread, k fresh exclusive resources, uncontended; time per operation, acquire \
          to release. `one-liner`: `ResourceSet::new().exclusive(..)…wait()` and drop (its \
          parking_lot peer sorts the k locks by address per use, then takes the write \
-         guards); `one-liner owned`: the same ending in `wait_owned()`; `lock`: a prepared set's `lock()`; `build`: building the set alone; \
+         guards); `one-liner owned`: the same ending in `wait_owned()`; `one-liner borrowed`: \
+         `BorrowedSet::new().exclusive(..)…wait()`, a set and guard that borrow the resources \
+         (it sorts its entries at the request); `build borrowed`: building that set alone; `lock`: a prepared set's `lock()`; `build`: building the set alone; \
          `on_grant direct`: a prepared set's `on_grant(Dispatch::Direct, ..)`, the callback \
          dropping its guard; `acquire`: `acquire()` polled once with a no-op waker (the \
          future minus the executor).\n"
@@ -32,7 +34,9 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
     for path in [
         "one-liner",
         "one-liner owned",
+        "one-liner borrowed",
         "build",
+        "build borrowed",
         "lock",
         "on_grant direct",
         "acquire",
@@ -110,6 +114,10 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
         for (how, v) in [
             ("wait", one),
             ("wait_owned", t(LF, &format!("one-liner owned k={k}"))),
+            (
+                "BorrowedSet::wait",
+                t(LF, &format!("one-liner borrowed k={k}")),
+            ),
         ] {
             if let Some(r) = ratio(v, pl) {
                 writeln!(
@@ -119,16 +127,21 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
                 )?;
             }
         }
-        let build = t(LF, &format!("build k={k}"));
-        if let (Some(b), Some(o)) = (build, one) {
-            let take = o - b;
-            writeln!(
-                targets,
-                "| one-liner k={k}: building the set costs less than taking it | build {} vs wait + drop {} | {} |",
-                ns(Some(b)),
-                ns(Some(take)),
-                verdict(b < take)
-            )?;
+        for (how, build, whole) in [
+            ("ResourceSet", "build", "one-liner"),
+            ("BorrowedSet", "build borrowed", "one-liner borrowed"),
+        ] {
+            let build = t(LF, &format!("{build} k={k}"));
+            if let (Some(b), Some(o)) = (build, t(LF, &format!("{whole} k={k}"))) {
+                let take = o - b;
+                writeln!(
+                    targets,
+                    "| one-liner k={k}: building a `{how}` costs less than taking it | build {} vs wait + drop {} | {} |",
+                    ns(Some(b)),
+                    ns(Some(take)),
+                    verdict(b < take)
+                )?;
+            }
         }
     }
     for path in ["pipeline", "cancel"] {
