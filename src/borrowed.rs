@@ -5,7 +5,7 @@ use crate::borrowed_entry::BorrowedEntry;
 use crate::engine::{Engine, Entry, Holder, SetEntry};
 use crate::guard::Guard;
 use crate::resource::Resource;
-use crate::set::{debug_entries, take_fast, ResourceSet};
+use crate::set::{debug_entries, sort_merge, take_fast, ResourceSet};
 use crate::{delivery, Access, Error};
 use smallvec::SmallVec;
 use std::fmt;
@@ -115,7 +115,7 @@ impl<'a, E: Engine> BorrowedSet<'a, E> {
     /// ```
     pub fn to_owned(&self) -> ResourceSet<E> {
         let mut entries = SmallVec::from_slice(&self.entries);
-        sort_merge::<E>(&mut entries);
+        in_set_order::<E>(&mut entries);
         owned(&entries)
     }
 
@@ -175,7 +175,7 @@ impl<'a, E: Engine> BorrowedSet<'a, E> {
         request: impl FnOnce(&ResourceSet<E>) -> Result<Guard<E>, Error>,
     ) -> Result<BorrowedGuard<'a, E>, Error> {
         let mut entries = SmallVec::from_slice(&self.entries);
-        sort_merge::<E>(&mut entries);
+        in_set_order::<E>(&mut entries);
         if take_fast::<E, _>(&entries, Holder::Sync) {
             return Ok(BorrowedGuard::fast(entries));
         }
@@ -192,16 +192,12 @@ fn queued<'a, E: Engine>(
     request(&owned(entries)).map(BorrowedGuard::queued)
 }
 
-/// Puts `entries` in set order: sorted by `Engine::order_key` (the engines' fixed resource order),
-/// a resource named twice merged into one entry, exclusive winning (spec rule 11).
-fn sort_merge<E: Engine>(entries: &mut BorrowedEntries<'_, E>) {
-    entries.sort_unstable_by_key(|entry| E::order_key(entry.handle()));
-    entries.dedup_by(|later, kept| {
-        let same = Arc::ptr_eq(later.handle(), kept.handle());
-        if same {
-            *kept = BorrowedEntry::new(kept.handle(), kept.access().merge(later.access()));
-        }
-        same
+/// Puts a copy of a borrowed set's entries in set order (`sort_merge`), in place: returning
+/// the 72-byte copy instead would move it, which stalls on store forwarding (k = 1: 23 → 37 ns).
+#[inline]
+fn in_set_order<E: Engine>(entries: &mut BorrowedEntries<'_, E>) {
+    sort_merge::<E, _>(entries, |entry, access| {
+        *entry = BorrowedEntry::new(entry.handle(), access)
     });
 }
 

@@ -7,6 +7,10 @@
 //! - `one-liner owned`: the same with `wait_owned()`, which hands the set's handles to the
 //!   guard instead of cloning them.
 //! - `lock`: a prepared set, `lock()` then drop (the sync fast path).
+//! - `one-liner from_iter`: `ResourceSet::from_iter([(&r, Access::Exclusive), ..])` then
+//!   `wait_owned()` and drop: an owned set built in place (pushed, sorted once), its handles
+//!   handed to the guard.
+//! - `build from_iter`: building such a set alone.
 //! - `one-liner borrowed`: `BorrowedSet::new().exclusive(..)…wait()` then drop: the set and
 //!   its guard borrow the resources, so no handle is cloned.
 //! - `build borrowed`: building such a set alone (it sorts its entries at the request).
@@ -25,7 +29,7 @@
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use kds::generic::{BorrowedSet, Guard, Resource, ResourceSet};
-use kds::{Dispatch, Engine};
+use kds::{Access, Dispatch, Engine};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::hint::black_box;
@@ -50,6 +54,16 @@ fn one_engine<E: Engine>(g: &mut BenchmarkGroup<WallTime>) {
         g.bench_function(
             BenchmarkId::new(E::NAME, format!("one-liner owned k={k}")),
             |b| b.iter(|| drop(black_box(build().wait_owned().unwrap()))),
+        );
+        let build_from_iter =
+            || ResourceSet::<E>::from_iter(res.iter().map(|r| (r, Access::Exclusive)));
+        g.bench_function(
+            BenchmarkId::new(E::NAME, format!("one-liner from_iter k={k}")),
+            |b| b.iter(|| drop(black_box(build_from_iter().wait_owned().unwrap()))),
+        );
+        g.bench_function(
+            BenchmarkId::new(E::NAME, format!("build from_iter k={k}")),
+            |b| b.iter(|| drop(black_box(build_from_iter()))),
         );
         let build_borrowed = || {
             let mut set = BorrowedSet::<E>::new();

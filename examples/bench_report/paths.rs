@@ -19,7 +19,9 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
         "One thread, k fresh exclusive resources, uncontended; time per operation, acquire \
          to release. `one-liner`: `ResourceSet::new().exclusive(..)…wait()` and drop (its \
          parking_lot peer sorts the k locks by address per use, then takes the write \
-         guards); `one-liner owned`: the same ending in `wait_owned()`; `one-liner borrowed`: \
+         guards); `one-liner owned`: the same ending in `wait_owned()`; `one-liner from_iter`: \
+         `ResourceSet::from_iter([(&r, Access::Exclusive), ..]).wait_owned()`, an owned set \
+         built in place; `build from_iter`: building that set alone; `one-liner borrowed`: \
          `BorrowedSet::new().exclusive(..)…wait()`, a set and guard that borrow the resources \
          (it sorts its entries at the request); `build borrowed`: building that set alone; `lock`: a prepared set's `lock()`; `build`: building the set alone; \
          `on_grant direct`: a prepared set's `on_grant(Dispatch::Direct, ..)`, the callback \
@@ -34,8 +36,10 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
     for path in [
         "one-liner",
         "one-liner owned",
+        "one-liner from_iter",
         "one-liner borrowed",
         "build",
+        "build from_iter",
         "build borrowed",
         "lock",
         "on_grant direct",
@@ -115,6 +119,10 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
             ("wait", one),
             ("wait_owned", t(LF, &format!("one-liner owned k={k}"))),
             (
+                "from_iter(..).wait_owned",
+                t(LF, &format!("one-liner from_iter k={k}")),
+            ),
+            (
                 "BorrowedSet::wait",
                 t(LF, &format!("one-liner borrowed k={k}")),
             ),
@@ -129,6 +137,11 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
         }
         for (how, build, whole) in [
             ("ResourceSet", "build", "one-liner"),
+            (
+                "ResourceSet` by `from_iter",
+                "build from_iter",
+                "one-liner from_iter",
+            ),
             ("BorrowedSet", "build borrowed", "one-liner borrowed"),
         ] {
             let build = t(LF, &format!("{build} k={k}"));

@@ -597,14 +597,24 @@ impl<E: Engine> Side<E> {
         }
     }
 
+    /// The set of `entries`: the first half named through the by-value builder, the rest
+    /// added by `Extend` (which sorts and merges them into the first half), so both ways of
+    /// building, and their mix, are checked.
     fn set_of(&self, entries: &[(usize, bool)], policy: Locked) -> Result<ResourceSet<E>, String> {
-        let mut set = ResourceSet::new().locked(policy);
+        let mut named = Vec::with_capacity(entries.len());
         for &(r, x) in entries {
             let res = self.resources[r]
                 .as_ref()
                 .ok_or("named a dropped resource")?;
-            set = set.access(res, if x { Access::Exclusive } else { Access::Shared });
+            named.push((res, if x { Access::Exclusive } else { Access::Shared }));
         }
+        let (built, extended) = named.split_at(named.len() / 2);
+        let mut set = built
+            .iter()
+            .fold(ResourceSet::new().locked(policy), |set, &(res, access)| {
+                set.access(res, access)
+            });
+        set.extend(extended.iter().copied());
         Ok(set)
     }
 

@@ -927,6 +927,49 @@ fn rule11_duplicate_resource_merges_exclusive_wins() {
 }
 
 #[test]
+fn rule11_from_iter_and_extend_merge_and_order_like_the_builder() {
+    let r = res(3);
+    // Named out of order, r[0] three times: one exclusive link on r[0], a shared one on r[1].
+    let set = ResourceSet::from_iter([
+        (&r[1], Access::Shared),
+        (&r[0], Access::Shared),
+        (&r[0], Access::Exclusive),
+        (&r[0], Access::Shared),
+    ]);
+    let built = ResourceSet::new().exclusive(&r[0]).shared(&r[1]);
+    assert_eq!(set.len(), 2);
+    // Same entries in the same (engine) order as the by-value builder: the order rule 1's
+    // install order rests on.
+    assert_eq!(format!("{set:?}"), format!("{built:?}"));
+    let g = set.wait_owned().unwrap(); // must not wait for itself
+    assert!(
+        ResourceSet::new().shared(&r[1]).try_acquire().is_ok(),
+        "r[1] must be held shared"
+    );
+    let s = Slot::new(&ResourceSet::new().shared(&r[0]));
+    assert!(!s.granted(), "the merged link on r[0] must be exclusive");
+    drop(g);
+    assert!(s.granted());
+    s.release();
+    // Extending a built set merges into its entries and keeps them in order.
+    let mut grown = ResourceSet::new().shared(&r[2]).shared(&r[1]);
+    grown.extend([(&r[2], Access::Exclusive), (&r[0], Access::Exclusive)]);
+    grown.extend(std::iter::empty());
+    let expected = ResourceSet::new()
+        .exclusive(&r[0])
+        .shared(&r[1])
+        .exclusive(&r[2]);
+    assert_eq!(format!("{grown:?}"), format!("{expected:?}"));
+    let g = grown.wait().unwrap();
+    assert_eq!(
+        ResourceSet::new().shared(&r[2]).try_acquire().unwrap_err(),
+        Error::WouldBlock,
+        "the merged link on r[2] must be exclusive"
+    );
+    drop(g);
+}
+
+#[test]
 fn rule11_empty_set_is_granted_at_once() {
     let set = ResourceSet::new();
     assert!(set.is_empty());
