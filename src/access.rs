@@ -74,3 +74,25 @@ pub enum Locked {
     /// the queue, so sets enqueued later still wait behind it.
     Ignore,
 }
+
+impl Locked {
+    /// As a byte, to keep in a set's header word (`entries.rs`).
+    #[inline(always)]
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Locked::Wait => 0,
+            Locked::Fail => 1,
+            Locked::Ignore => 2,
+        }
+    }
+
+    /// Back from [`to_byte`](Self::to_byte).
+    #[inline(always)]
+    pub(crate) fn from_byte(byte: u8) -> Locked {
+        match byte {
+            1 => Locked::Fail,
+            2 => Locked::Ignore,
+            _ => Locked::Wait,
+        }
+    }
+}

@@ -1,13 +1,12 @@
 //! [`Acquire`]: an async request as a future.
 
-use crate::delivery;
-use crate::delivery::Waiter;
-use crate::engine::{Engine, Entry, Holder};
+use crate::access::Locked;
+use crate::delivery::{self, Waited, Waiter};
+use crate::engine::{Engine, Holder, SetKind};
+use crate::entries::Entries;
+use crate::error::Error;
 use crate::guard::Guard;
-use crate::set::{fast_async, new_request};
-use crate::Error;
-use crate::Locked;
-use smallvec::SmallVec;
+use crate::take::{enqueue, new_request, take_fast};
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -23,6 +22,9 @@ use std::task::{Context, Poll};
 /// without any request (no allocation). Dropping the future before it resolves cancels the
 /// request; if the grant raced the drop, the set is released at once. Once it resolves, the
 /// request keeps no waker: a waker (a task) may own handles of the set's own resources.
+///
+/// Like the set's [`wait`](crate::ResourceSet::wait), it borrows the set's resources for
+/// `'a` (or owns handles of them, for an owned set) and resolves to a [`Guard<'a>`](Guard).
 ///
 /// ```
 /// use kds::{Resource, ResourceSet};
@@ -40,63 +42,68 @@ use std::task::{Context, Poll};
 ///
 /// Polling it again after it returned `Poll::Ready` panics, as std's futures do.
 #[must_use = "futures do nothing unless polled"]
-pub struct Acquire<E: Engine> {
-    state: State<E>,
+pub struct Acquire<'a, E: Engine> {
+    state: State<'a, E>,
 }
 
 // `repr(usize)`: a word-sized tag keeps the entries 8-aligned behind it, so moving the state
 // (out with `mem::replace`, the future into the caller) copies whole aligned words, as for
 // `Held` in `guard.rs` (`acquire` at k = 1: 77 → 58 ns in a loop of uncontended acquires).
 #[repr(usize)]
-enum State<E: Engine> {
-    /// Not yet polled: the set's resources (handles of them) and policy.
-    Unqueued(SmallVec<[Entry<E>; 4]>, Locked),
+enum State<'a, E: Engine> {
+    /// Not yet polled: the set's resources, its policy as their byte (`Locked::to_byte`).
+    Unqueued(Entries<'a, E>),
     /// Enqueued, waiting for the grant.
     Queued(Arc<E::Request>),
     /// Resolved (or refused); nothing left to undo.
     Done,
 }
 
-impl<E: Engine> Acquire<E> {
-    pub(crate) fn new(entries: SmallVec<[Entry<E>; 4]>, policy: Locked) -> Self {
+impl<'a, E: Engine> Acquire<'a, E> {
+    pub(crate) fn new(entries: Entries<'a, E>) -> Self {
         Acquire {
-            state: State::Unqueued(entries, policy),
+            state: State::Unqueued(entries),
         }
     }
 }
 
-impl<E: Engine> Unpin for Acquire<E> {}
+impl<E: Engine> Unpin for Acquire<'_, E> {}
 
-impl<E: Engine> Future for Acquire<E> {
-    type Output = Result<Guard<E>, Error>;
+impl<'a, E: Engine> Future for Acquire<'a, E> {
+    type Output = Result<Guard<'a, E>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Everything free: held at once, no request made, no waker needed. Tried in place,
         // before the state is moved out below (each move of the entries costs).
-        if let State::Unqueued(entries, policy) = &mut self.state {
-            if fast_async::<E>(entries, *policy) {
-                let entries = std::mem::take(entries);
+        // The async fast path is only for the Wait policy, whose grant does not depend on who
+        // holds what (rule 8).
+        if let State::Unqueued(entries) = &mut self.state {
+            let policy = Locked::from_byte(entries.aux());
+            if policy == Locked::Wait && take_fast::<E>(entries.as_slice(), Holder::Async) {
+                let entries = std::mem::replace(entries, Entries::new(0));
                 self.state = State::Done;
-                return Poll::Ready(Ok(Guard::from_fast(entries, Holder::Async)));
+                return Poll::Ready(Ok(Guard::fast(entries, Holder::Async)));
             }
         }
         let req = match std::mem::replace(&mut self.state, State::Done) {
             State::Done => panic!("kds::Acquire polled after completion"),
-            State::Unqueued(entries, policy) => {
-                let req = match new_request::<E>(&entries, false, policy, Waiter::future()) {
+            State::Unqueued(entries) => {
+                // The request takes handles of its own; the future's entries go.
+                let kind = SetKind::asynchronous(Locked::from_byte(entries.aux()));
+                let req = match new_request::<E>(entries.as_slice(), kind, Waiter::future()) {
                     Ok(req) => req,
                     Err(e) => return Poll::Ready(Err(e)),
                 };
                 // No waker yet: a grant that lands before the registration below is seen by
                 // the check after it (and one granted by the enqueue itself wakes nobody).
-                if let Err(e) = delivery::enqueue::<E>(&req) {
+                if let Err(e) = enqueue::<E>(&req) {
                     return Poll::Ready(Err(e));
                 }
                 req
             }
             State::Queued(req) => req,
         };
-        let waiter = E::waiter(&req);
+        let waiter = req.waiter();
         if waiter.is_delivered() {
             return Poll::Ready(Ok(granted::<E>(req)));
         }
@@ -124,15 +131,15 @@ impl<E: Engine> Future for Acquire<E> {
 /// The guard of a request whose grant was delivered to its future. The waker registered last
 /// is dropped: it is never woken again, and one that holds a handle of the set's own resource
 /// would otherwise keep that resource alive through the request (a reference cycle, issue 8).
-fn granted<E: Engine>(req: Arc<E::Request>) -> Guard<E> {
-    let waker = E::waiter(&req).take_waker();
-    let guard = Guard::from_granted(req);
+fn granted<E: Engine>(req: Arc<E::Request>) -> Guard<'static, E> {
+    let waker = req.waiter().take_waker();
+    let guard = Guard::queued(req);
     // Dropped after the guard exists: if the waker's drop panics, unwinding releases the set.
     drop(waker);
     guard
 }
 
-impl<E: Engine> Drop for Acquire<E> {
+impl<E: Engine> Drop for Acquire<'_, E> {
     fn drop(&mut self) {
         if let State::Queued(req) = std::mem::replace(&mut self.state, State::Done) {
             if cfg!(kds_bug = "future_drop_leaks") {
@@ -141,7 +148,7 @@ impl<E: Engine> Drop for Acquire<E> {
             }
             if E::cancel(&req) {
                 // SAFETY: `cancel` returned true: the grant will never be delivered.
-                unsafe { delivery::withdrawn::<E>(&req) };
+                unsafe { delivery::withdrawn(&*req) };
             } else {
                 // Granted while being dropped: the set is ours, give it back.
                 drop(granted::<E>(req));
@@ -150,7 +157,7 @@ impl<E: Engine> Drop for Acquire<E> {
     }
 }
 
-impl<E: Engine> fmt::Debug for Acquire<E> {
+impl<E: Engine> fmt::Debug for Acquire<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Unqueued(..) => "unqueued",
@@ -167,7 +174,7 @@ impl<E: Engine> fmt::Debug for Acquire<E> {
 #[cfg(test)]
 mod tests {
     use super::State;
-    use crate::engine::Engine;
+    use crate::delivery::Waited;
     use crate::{LockFree, Resource, ResourceSet};
     use std::future::Future;
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -205,10 +212,13 @@ mod tests {
             let r = Resource::new();
             let hold = ResourceSet::new().exclusive(&r).try_acquire().unwrap();
             let mut fut = ResourceSet::new().exclusive(&r).acquire();
-            let poll = |fut: &mut super::Acquire<LockFree>| {
-                Pin::new(fut).poll(&mut Context::from_waker(&quiet))
-            };
-            assert!(poll(&mut fut).is_pending());
+            fn poll<'a>(
+                fut: &mut super::Acquire<'a, LockFree>,
+                waker: &Waker,
+            ) -> Poll<Result<crate::Guard<'a>, crate::Error>> {
+                Pin::new(fut).poll(&mut Context::from_waker(waker))
+            }
+            assert!(poll(&mut fut, &quiet).is_pending());
             drop(hold); // grants the future and delivers: the wake takes `quiet`
             let alive = Arc::new(());
             let late = Waker::from(Arc::new(Sentinel {
@@ -218,9 +228,9 @@ mod tests {
             let State::Queued(req) = &fut.state else {
                 panic!("the future is not queued");
             };
-            LockFree::waiter(req).register_waker(&late);
+            req.waiter().register_waker(&late);
             drop(late);
-            match catch_unwind(AssertUnwindSafe(|| poll(&mut fut))) {
+            match catch_unwind(AssertUnwindSafe(|| poll(&mut fut, &quiet))) {
                 Ok(Poll::Ready(Ok(guard))) if !panics => drop(guard),
                 Err(_) if panics => {}
                 Ok(other) => panic!("unexpected poll: {:?}", other.map(|r| r.map(drop))),

@@ -1,28 +1,42 @@
-//! [`Guard`] (a held set) and [`Pending`] (an async request not yet granted).
+//! [`Guard`]: a granted, held set.
 
-use crate::delivery::{self, flush};
-use crate::engine::{Engine, Entry, Holder};
-use smallvec::SmallVec;
+use crate::delivery::flush;
+use crate::engine::{Engine, Holder};
+use crate::entries::Entries;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-/// A granted, held set. Dropping it releases the set (the seed's
-/// `kds_resource_set_release`), which may grant other sets and run their direct callbacks on
-/// this thread.
+/// A granted, held set. Dropping it (or [`release`](Guard::release)) releases the set (the
+/// seed's `kds_resource_set_release`), which may grant other sets and run their direct
+/// callbacks on this thread.
 ///
-/// Made by [`wait`](crate::ResourceSet::wait), [`wait_timeout`](crate::ResourceSet::wait_timeout),
-/// [`wait_interruptible`](crate::ResourceSet::wait_interruptible),
-/// [`try_acquire`](crate::ResourceSet::try_acquire), handed to an
-/// [`on_grant`](crate::ResourceSet::on_grant) callback, or the output of an
-/// [`acquire`](crate::ResourceSet::acquire) future. It owns handles of its resources, is
-/// `Send` and `Sync`, and may be released on any thread.
+/// Every request path gives this one type: [`wait`](crate::ResourceSet::wait) and its timed
+/// and interruptible forms, [`lock`](crate::ResourceSet::lock),
+/// [`try_acquire`](crate::ResourceSet::try_acquire), the guard an
+/// [`on_grant`](crate::ResourceSet::on_grant) callback receives, and the output of an
+/// [`acquire`](crate::ResourceSet::acquire) future. It is `Send` and `Sync` and may be released
+/// on any thread.
+///
+/// `'a` is how long it may live, like the guards of `RwLock::read` and `write`: a guard of a
+/// set built where it is used borrows that set's resources, so it costs no reference count
+/// and cannot outlive them. [`into_owned`](Guard::into_owned) makes a `Guard<'static>` that
+/// owns a handle of each resource and may go anywhere (another thread, a struct), as tokio's
+/// `*_owned` guards do; so does requesting an owned set
+/// ([`ResourceSet::into_owned`](crate::ResourceSet::into_owned)). A callback's guard is
+/// always `'static`.
 ///
 /// ```
 /// use kds::{Resource, ResourceSet};
 ///
 /// let buffer = Resource::new();
-/// let guard = ResourceSet::new().exclusive(&buffer).wait()?;
+/// {
+///     let _held = ResourceSet::new().exclusive(&buffer).wait()?; // borrows `buffer`
+///     assert!(ResourceSet::new().shared(&buffer).try_acquire().is_err());
+/// } // released here
+///
+/// // A guard that outlives the borrow: released on another thread.
+/// let guard = ResourceSet::new().exclusive(&buffer).wait()?.into_owned();
 /// let renderer = std::thread::spawn(move || {
 ///     // ... render ...
 ///     guard.release(); // same as drop(guard)
@@ -32,34 +46,55 @@ use std::sync::Arc;
 /// # Ok::<(), kds::Error>(())
 /// ```
 #[must_use = "dropping a Guard releases the set at once"]
-pub struct Guard<E: Engine> {
-    held: ManuallyDrop<Held<E>>,
+pub struct Guard<'a, E: Engine> {
+    held: Held<'a, E>,
 }
 
-/// How a guard holds its set. `repr(usize)`: a word-sized tag keeps the fast entries
-/// 8-aligned, so moving a guard copies aligned words (as in `borrowed.rs`; measured 5-20%
-/// off the async paths, `paths` bench).
-#[repr(usize)]
-enum Held<E: Engine> {
-    /// Granted through the queues.
+/// How a guard holds its set. The fast case is the entries themselves, at offset 0 and with
+/// no tag of its own (the enum's tag is in the niche of `Entries`' header word): a guard
+/// has a set's layout, so a set's entries copied into it keep their 16-byte phase, and each
+/// move of the guard (into the `Result`, out to the caller) is as short as a set's. A one
+/// word tag in front made three of those copies stall on store forwarding.
+enum Held<'a, E: Engine> {
+    /// Taken on the engine's fast path (`Ops::try_fast`) by a sync or an async set: the
+    /// resources, the holder as their byte (`Holder::to_byte`).
+    Fast(Entries<'a, E>),
+    /// The other two.
+    Other(Other<'a, E>),
+}
+
+enum Other<'a, E: Engine> {
+    /// Taken on the fast path by `ResourceSet::lock` for a sync set: the set's own entries,
+    /// lent for as long as the guard borrows the set (nothing copied).
+    Lent(&'a Entries<'a, E>),
+    /// Granted through the queues: the engine's request, which owns a handle of each
+    /// resource.
     Queued(Arc<E::Request>),
-    /// Taken on the engine's fast path (`Engine::try_fast`) by a sync or an async set: the
-    /// resources themselves.
-    Fast(SmallVec<[Entry<E>; 4]>, Holder),
 }
 
-impl<E: Engine> Guard<E> {
-    /// Wraps a request the engine has granted. Exactly one guard is made per grant.
-    pub(crate) fn from_granted(req: Arc<E::Request>) -> Self {
+impl<'a, E: Engine> Guard<'a, E> {
+    /// Wraps a set that `Ops::try_fast` took for `holder`.
+    #[inline(always)]
+    pub(crate) fn fast(mut entries: Entries<'a, E>, holder: Holder) -> Self {
+        entries.set_aux(holder.to_byte());
         Guard {
-            held: ManuallyDrop::new(Held::Queued(req)),
+            held: Held::Fast(entries),
         }
     }
 
-    /// Wraps a set taken by `Engine::try_fast` for `holder`.
-    pub(crate) fn from_fast(entries: SmallVec<[Entry<E>; 4]>, holder: Holder) -> Self {
+    /// Wraps a sync set's entries that `Ops::try_fast` took, lent by their set.
+    #[inline(always)]
+    pub(crate) fn lent(entries: &'a Entries<'a, E>) -> Self {
         Guard {
-            held: ManuallyDrop::new(Held::Fast(entries, holder)),
+            held: Held::Other(Other::Lent(entries)),
+        }
+    }
+
+    /// Wraps a request the engine has granted. Exactly one guard is made per grant.
+    #[inline]
+    pub(crate) fn queued(req: Arc<E::Request>) -> Self {
+        Guard {
+            held: Held::Other(Other::Queued(req)),
         }
     }
 
@@ -68,172 +103,97 @@ impl<E: Engine> Guard<E> {
     pub fn release(self) {
         drop(self);
     }
+
+    /// The same hold, as a guard that owns a handle of each of its resources, so it may
+    /// outlive the borrow it was made with (to move to another thread, or into a struct). It
+    /// takes one reference count per resource if the guard borrowed them, none otherwise (a
+    /// set granted through the queues, or one already owned); the set stays held throughout.
+    ///
+    /// ```
+    /// use kds::{Guard, Resource, ResourceSet};
+    ///
+    /// struct Frame {
+    ///     on_screen: Option<Guard<'static>>,
+    /// }
+    /// let buffer = Resource::new();
+    /// let mut frame = Frame { on_screen: None };
+    /// frame.on_screen = Some(ResourceSet::new().shared(&buffer).wait()?.into_owned());
+    /// drop(buffer); // the guard keeps the resource alive
+    /// frame.on_screen = None; // released
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    pub fn into_owned(self) -> Guard<'static, E> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so its hold moves out exactly once
+        // (into the returned guard, which releases it).
+        let held = unsafe { std::ptr::read(&this.held) };
+        Guard {
+            held: match held {
+                Held::Fast(entries) => Held::Fast(entries.into_owned()),
+                Held::Other(Other::Lent(lent)) => Held::Fast(Entries::owned_from(
+                    lent.as_slice(),
+                    Holder::Sync.to_byte(),
+                )),
+                Held::Other(Other::Queued(req)) => Held::Other(Other::Queued(req)),
+            },
+        }
+    }
 }
 
-impl<E: Engine> Drop for Guard<E> {
+impl<E: Engine> Drop for Guard<'_, E> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // SAFETY: `held` is taken once, here, and never used again.
-        match unsafe { ManuallyDrop::take(&mut self.held) } {
-            Held::Queued(req) => {
-                E::release(&req);
-                drop(req);
-                flush();
-            }
-            Held::Fast(entries, holder) => {
-                if E::release_fast(&entries, holder) {
+        match &self.held {
+            Held::Fast(entries) => {
+                let holder = Holder::from_byte(entries.aux());
+                // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::fast`), and
+                // a guard is dropped once. Their counts, if owned, are given back after this,
+                // when the field drops.
+                if unsafe { E::release_fast(entries.as_slice(), holder) } {
                     flush();
                 }
             }
-        }
-    }
-}
-
-/// A held set that borrows its [`ResourceSet`](crate::generic::ResourceSet), from
-/// [`ResourceSet::lock`](crate::generic::ResourceSet::lock): like [`Guard`], but on the
-/// uncontended fast path it takes no reference counts at all (the set's own handles keep the
-/// resources alive), which makes it the cheapest way to hold a set for a scope. Dropping it
-/// releases the set.
-///
-/// ```
-/// use kds::{Resource, ResourceSet};
-///
-/// let buffer = Resource::new();
-/// let set = ResourceSet::new().exclusive(&buffer);
-/// {
-///     let _held = set.lock()?;
-///     assert!(set.try_acquire().is_err());
-/// } // released here
-/// assert!(set.try_acquire().is_ok());
-/// # Ok::<(), kds::Error>(())
-/// ```
-#[must_use = "dropping a SetGuard releases the set at once"]
-pub struct SetGuard<'a, E: Engine> {
-    held: BorrowedHeld<'a, E>,
-}
-
-enum BorrowedHeld<'a, E: Engine> {
-    /// Taken on the fast path: the set's own entries.
-    Fast(&'a [Entry<E>]),
-    /// Granted through the queues: an ordinary guard (released by its own `Drop`).
-    Queued { _guard: Guard<E> },
-}
-
-impl<'a, E: Engine> SetGuard<'a, E> {
-    pub(crate) fn fast(entries: &'a [Entry<E>]) -> Self {
-        SetGuard {
-            held: BorrowedHeld::Fast(entries),
-        }
-    }
-
-    pub(crate) fn queued(guard: Guard<E>) -> Self {
-        SetGuard {
-            held: BorrowedHeld::Queued { _guard: guard },
-        }
-    }
-
-    /// Releases the set now (same as dropping the guard).
-    pub fn release(self) {
-        drop(self);
-    }
-}
-
-impl<E: Engine> Drop for SetGuard<'_, E> {
-    fn drop(&mut self) {
-        // A queued guard releases itself when the field is dropped after this.
-        if let BorrowedHeld::Fast(entries) = self.held {
-            if E::release_fast(entries, Holder::Sync) {
+            Held::Other(Other::Lent(entries)) => {
+                // SAFETY: `entries` were taken by `try_fast` for a sync set (`Guard::lent`),
+                // and a guard is dropped once.
+                if unsafe { E::release_fast(entries.as_slice(), Holder::Sync) } {
+                    flush();
+                }
+            }
+            Held::Other(Other::Queued(req)) => {
+                // SAFETY: a queued guard is made once per grant (`Guard::queued`), so this is
+                // that grant's only release.
+                unsafe { E::release(req) };
                 flush();
             }
         }
     }
 }
 
-impl<E: Engine> fmt::Debug for SetGuard<'_, E> {
+impl<E: Engine> fmt::Debug for Guard<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SetGuard")
-            .field("engine", &E::NAME)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<E: Engine> fmt::Debug for Guard<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = match self.held {
+            Held::Fast(_) | Held::Other(Other::Lent(_)) => "fast",
+            Held::Other(Other::Queued(_)) => "queued",
+        };
         f.debug_struct("Guard")
             .field("engine", &E::NAME)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An async request whose callback has not necessarily run yet (the seed's
-/// `kds_async_waitall` result).
-///
-/// Dropping it does not cancel the request: the callback still runs when the set is granted.
-/// Call [`cancel`](Pending::cancel) to withdraw it.
-///
-/// ```
-/// use kds::{Dispatch, Resource, ResourceSet};
-///
-/// let buffer = Resource::new();
-/// let held = ResourceSet::new().exclusive(&buffer).wait()?;
-/// let pending = ResourceSet::new().shared(&buffer).on_grant(Dispatch::Direct, |guard| drop(guard))?;
-/// assert!(!pending.is_granted());
-/// // The flip is no longer wanted: withdraw it. `true`: the callback will never run.
-/// assert!(pending.cancel());
-/// drop(held);
-/// # Ok::<(), kds::Error>(())
-/// ```
-pub struct Pending<E: Engine> {
-    /// The queued request; `None` when the set was granted at once on the fast path and its
-    /// direct callback has already run (no request was ever made).
-    pub(crate) req: Option<Arc<E::Request>>,
-}
-
-impl<E: Engine> Pending<E> {
-    /// Withdraws the request. `true`: the callback will never run and nothing is left queued
-    /// (the closure is dropped now). `false`: too late, the set was or will be granted and
-    /// the callback runs (or ran); the callback's guard then releases the set as usual. Safe
-    /// against a grant racing on another thread (spec rule 5): exactly one of the two happens.
-    /// Sets that waited behind the cancelled one may be granted by this call.
-    ///
-    /// ```
-    /// use kds::{Dispatch, Resource, ResourceSet};
-    ///
-    /// let buffer = Resource::new();
-    /// // Free: the direct callback runs inside `on_grant`, so cancelling comes too late.
-    /// let p = ResourceSet::new().exclusive(&buffer).on_grant(Dispatch::Direct, drop)?;
-    /// assert!(p.is_granted());
-    /// assert!(!p.cancel());
-    /// # Ok::<(), kds::Error>(())
-    /// ```
-    pub fn cancel(self) -> bool {
-        let Some(req) = self.req else {
-            return false; // granted at once, the callback has run
-        };
-        let cancelled = E::cancel(&req);
-        if cancelled {
-            // SAFETY: `cancel` returned true: the grant will never be delivered.
-            unsafe { delivery::withdrawn::<E>(&req) };
-        } else {
-            flush();
-        }
-        cancelled
-    }
-
-    /// Whether the set has been granted (its callback started or is queued to start). A
-    /// snapshot: `false` may turn `true` at any moment on another thread.
-    pub fn is_granted(&self) -> bool {
-        match &self.req {
-            Some(req) => E::is_granted(req),
-            None => true, // granted at once
-        }
-    }
-}
-
-impl<E: Engine> fmt::Debug for Pending<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pending")
-            .field("engine", &E::NAME)
-            .field("granted", &self.is_granted())
+            .field("path", &path)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::entries::Entries;
+    use crate::{Guard, LockFree, ResourceSet};
+    use std::mem::size_of;
+
+    /// The guard's tag lives in the entries' niche: a guard is exactly as large as a set,
+    /// with the entries at the same place (see `Held`).
+    #[test]
+    fn a_guard_has_a_sets_layout() {
+        assert_eq!(size_of::<Guard<'static>>(), size_of::<Entries<'static, LockFree>>());
+        assert_eq!(size_of::<ResourceSet<'static>>(), size_of::<Guard<'static>>());
     }
 }

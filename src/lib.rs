@@ -48,19 +48,18 @@
 //!
 //! # Which path when
 //!
-//! Every request starts from a [`ResourceSet`]; how you ask decides who waits and where your
-//! code runs once the whole set is yours.
+//! Every request starts from a [`ResourceSet`], built where it is used; how you ask decides
+//! who waits and where your code runs once the whole set is yours. There is one set type and
+//! one guard type for all of them.
 //!
 //! | you are | ask with | you get | cost uncontended (k resources) |
 //! |---|---|---|---|
-//! | a thread that can block, holding for a scope | [`ResourceSet::lock`] | a [`SetGuard`] borrowing the set | no allocation, no reference counts: 2 atomics per resource |
-//! | a thread that can block, handing the hold on | [`ResourceSet::wait`] (or `wait_timeout`, `wait_interruptible`) | a [`Guard`] that owns the set | as `lock`, plus one handle clone per resource |
-//! | a thread that builds a set for one use, the guard moving on | `ResourceSet::from_iter([(&a, Access::Exclusive), ..])`.[`wait_owned`](ResourceSet::wait_owned)`()` | a [`Guard`] that takes the set's handles | as `lock`, plus a handle clone per resource and a sort; the by-value builder `ResourceSet::new().exclusive(..)…` works too, but copies the set at every step (about twice the time at 8 resources) |
-//! | a thread that builds a set where it uses it, holding for a scope | [`BorrowedSet`]`::new().exclusive(..)`…`wait()` | a [`BorrowedGuard`] borrowing the resources | as `lock`, plus a push per resource and a sort: no handle clones, no copies of the set |
+//! | a thread that can block | `ResourceSet::new().exclusive(&a).shared(&b)`.[`wait`](ResourceSet::wait)`()` (or [`wait_timeout`](ResourceSet::wait_timeout), [`wait_interruptible`](ResourceSet::wait_interruptible)) | a [`Guard`] borrowing the resources | a push per resource, then 2 atomics per resource; no allocation, no reference count |
 //! | a thread that must not block | [`ResourceSet::try_acquire`] | a [`Guard`] or [`Error::WouldBlock`] | as `wait` |
-//! | an event handler (a display driver's flip) | [`ResourceSet::on_grant`] with [`Dispatch::Direct`] | your callback, on the thread that freed the last resource | free at once: your callback runs inside the call, no allocation; else two allocations (the request, the boxed closure) |
+//! | an event handler (a display driver's flip) | [`ResourceSet::on_grant`] with [`Dispatch::Direct`] | your callback, on the thread that freed the last resource, with a `Guard<'static>` | free at once: your callback runs inside the call, no allocation; else two allocations (the request, the boxed closure) |
 //! | code that may take a while after the grant | [`ResourceSet::on_grant`] with [`Dispatch::Worker`] | your callback, on your [`Worker`] thread, in grant order | two allocations and a thread hand-off |
 //! | an async task | [`ResourceSet::acquire`]`.await` | a [`Guard`] | free at once: ready at the first poll, no allocation; else one allocation |
+//! | code that keeps a set, or a guard, beyond the resources' borrow (a struct, another thread) | [`ResourceSet::into_owned`], [`Guard::into_owned`] | a `ResourceSet<'static>`, a `Guard<'static>` | one reference count per resource, once; [`lock`](ResourceSet::lock) on a kept set takes none |
 //!
 //! Blocking requests make a *sync* set: while it holds or waits, its resources are
 //! *sync-locked*, and async requests choose what to do about that with [`Locked`] (wait their
@@ -78,7 +77,7 @@
 //! | `KDS_FLAG_LOCKED_{WAIT, FAIL, IGNORE}` | [`Locked::Wait`], [`Locked::Fail`] (→ [`Error::Busy`]), [`Locked::Ignore`] |
 //! | `kds_waitall(n, bitmap, resources, jiffies)` | [`ResourceSet::wait`] / [`wait_timeout`](ResourceSet::wait_timeout); NULL → [`Error::Timeout`] |
 //! | `-ERESTARTSYS` (a signal) | [`ResourceSet::wait_interruptible`] with an [`Interrupt`] → [`Error::Interrupted`] |
-//! | `kds_resource_set_release(&rset)` on a held set | drop the [`Guard`] |
+//! | `kds_resource_set_release(&rset)` on a held set | drop the [`Guard`] (or [`Guard::release`]) |
 //! | `kds_resource_set_release(&rset)` on a pending set | [`Pending::cancel`] (`true`: withdrawn; `false`: the callback runs and releases) |
 //!
 //! A resource named twice in one set is merged (exclusive wins) instead of deadlocking, an
@@ -88,30 +87,19 @@
 //! # Coming from sorted `RwLock`s
 //!
 //! Taking several `RwLock`s in a global order (sorted by address) also avoids deadlock, and
-//! uncontended it costs about the same as [`ResourceSet::lock`]. What kds adds: one request
-//! for the whole set, so a waiter queues on all of its resources at once and is granted
-//! when all are free, in FIFO order per resource (no writer starvation, no partial holds
-//! while it waits); asynchronous requests whose grant arrives as a callback or a future,
-//! which locks cannot express; and the sync-locked policies for mixing the two. Guards own
-//! their set and can be released from any thread.
+//! uncontended a [`ResourceSet`] costs about the same: it borrows its resources as the
+//! `RwLock` guards would and is kept in address order as it is built. What kds adds: one
+//! request for the whole set, so a waiter queues on all of its resources at once and is
+//! granted when all are free, in FIFO order per resource (no writer starvation, no partial
+//! holds while it waits); asynchronous requests whose grant arrives as a callback or a
+//! future, which locks cannot express; and the sync-locked policies for mixing the two.
+//! Guards can be released from any thread.
 //!
 //! ```
 //! use kds::{Resource, ResourceSet};
 //! // Instead of: let (_a, _b) = if a_addr < b_addr { (a.write(), b.read()) } else { ... };
 //! let (a, b) = (Resource::new(), Resource::new());
-//! let both = ResourceSet::new().exclusive(&a).shared(&b); // build once, lock often
-//! let _held = both.lock()?;
-//! # Ok::<(), kds::Error>(())
-//! ```
-//!
-//! Where the locks were taken ad hoc, sorted per use, [`BorrowedSet`] is the counterpart: it
-//! borrows the resources as the `RwLock` guards would, and costs 1.3–1.7 × the sorted
-//! `parking_lot` guards at k = 1–8 (`docs/benchmarks.md`, section 7).
-//!
-//! ```
-//! use kds::{BorrowedSet, Resource};
-//! let (a, b) = (Resource::new(), Resource::new());
-//! let _held = BorrowedSet::new().exclusive(&a).shared(&b).wait()?;
+//! let _held = ResourceSet::new().exclusive(&a).shared(&b).wait()?;
 //! # Ok::<(), kds::Error>(())
 //! ```
 //!
@@ -124,62 +112,64 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// The layers, bottom up (each names only those below it; `.ci/run` checks that the parts of
+// `src/` import one another without a cycle):
+// - leaves: `sync` (atomics, parking, epoch: std's or loom's), `access`, `error`, `backoff`;
+// - `worker` (where callbacks run) and `delivery` (how a grant reaches its client);
+// - `engine`: the interface the engines implement, and the one-word set entry;
+// - the engines: `lockfree`, `global_mutex` (neither names the other, nor the front end);
+// - the front end, generic over the engine: `resource`, `entries`, `take`, `guard`,
+//   `pending`, `future`, `interrupt`, `set`;
+// - the façades: this file and `reference`.
 mod access;
 mod backoff;
-mod borrowed;
-mod borrowed_entry;
 mod delivery;
 mod engine;
+mod entries;
 mod error;
 mod future;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
+mod global_mutex;
 mod guard;
+#[doc(hidden)]
+pub mod harness;
 mod interrupt;
 mod lockfree;
+mod pending;
 pub mod reference;
 mod resource;
 mod set;
 mod sync;
+mod take;
 mod worker;
 
 pub use access::{Access, Locked};
-pub use engine::{Engine, SetKind};
+pub use engine::{Engine, MAX_SET_LEN};
 pub use error::Error;
 pub use interrupt::Interrupt;
 pub use lockfree::LockFree;
-#[cfg(kds_loom)]
-#[doc(hidden)]
-pub use lockfree::{loom_async_fast, loom_hint_min};
-pub use set::MAX_SET_LEN;
 pub use worker::{Dispatch, Worker};
 
 /// A handle to one resource (lock-free engine); see [`generic::Resource`].
 pub type Resource = resource::Resource<LockFree>;
-/// A set of resources with access modes, to request together (lock-free engine).
-pub type ResourceSet = set::ResourceSet<LockFree>;
-/// A granted, held set; dropping it releases the set (lock-free engine).
-pub type Guard = guard::Guard<LockFree>;
-/// A held set borrowing its [`ResourceSet`], from [`ResourceSet::lock`] (lock-free engine).
-pub type SetGuard<'a> = guard::SetGuard<'a, LockFree>;
-/// A set for one blocking request that borrows its resources: the cheapest one-liner
-/// (lock-free engine).
-pub type BorrowedSet<'a> = borrowed::BorrowedSet<'a, LockFree>;
-/// A held set borrowing its resources, from [`BorrowedSet`] (lock-free engine).
-pub type BorrowedGuard<'a> = borrowed::BorrowedGuard<'a, LockFree>;
+/// A set of resources with access modes, to request together (lock-free engine); see
+/// [`generic::ResourceSet`].
+pub type ResourceSet<'a> = set::ResourceSet<'a, LockFree>;
+/// A granted, held set; dropping it releases the set (lock-free engine); see
+/// [`generic::Guard`].
+pub type Guard<'a> = guard::Guard<'a, LockFree>;
 /// An async request whose callback has not necessarily run yet (lock-free engine).
-pub type Pending = guard::Pending<LockFree>;
+pub type Pending = pending::Pending<LockFree>;
 /// The future returned by [`ResourceSet::acquire`] (lock-free engine).
-pub type Acquire = future::Acquire<LockFree>;
+pub type Acquire<'a> = future::Acquire<'a, LockFree>;
 
 /// The front-end types, generic over the [`Engine`]: `kds::Resource` is
 /// `generic::Resource<LockFree>`, `kds::reference::Resource` is
 /// `generic::Resource<reference::Reference>`. Write engine-generic code against these (see
 /// [`Engine`] for an example); the methods are documented here.
 pub mod generic {
-    pub use crate::borrowed::{BorrowedGuard, BorrowedSet};
     pub use crate::future::Acquire;
-    pub use crate::guard::{Guard, Pending, SetGuard};
+    pub use crate::guard::Guard;
+    pub use crate::pending::Pending;
     pub use crate::resource::Resource;
     pub use crate::set::ResourceSet;
 }

@@ -76,3 +76,13 @@ pub(crate) use std::sync::Arc;
 
 /// Epoch-based reclamation (crossbeam-epoch, which has its own loom mode).
 pub(crate) use crossbeam_epoch as epoch;
+
+/// Hands this thread's deferred frees (a released multi-resource set gives its resources back
+/// through the epoch collector) to the global collector, where any thread can run them. A
+/// thread that goes idle after kds work calls it (a `Worker` before it blocks, a pool job
+/// after its callback): otherwise its last few dozen deferred frees, and the resources they
+/// hold, would wait in its thread-local bag until it next touches kds. A no-op (one pin) when
+/// the bag is empty.
+pub(crate) fn hand_off_deferred_frees() {
+    epoch::pin().flush();
+}

@@ -1,11 +1,22 @@
 //! [`Worker`] and [`Dispatch`]: where a grant callback runs.
+//!
+//! This module knows nothing of sets or engines: a worker runs [`Job`]s, which the grant
+//! delivery (`delivery`) makes of granted requests.
 
 use crate::backoff::spin_then_yield;
-use crate::delivery::Deliver;
-use crate::Error;
+use crate::error::Error;
+use crate::sync::hand_off_deferred_frees;
 use std::fmt;
+use std::panic::catch_unwind;
 use std::sync::mpsc;
 use std::sync::Arc;
+
+/// A granted request whose callback a worker runs (the delivery implements it for every
+/// engine's requests). A job catches its callback's panics itself.
+pub(crate) trait Job: Send + Sync {
+    /// Runs the grant callback on this thread.
+    fn run(self: Arc<Self>);
+}
 
 /// Where an async set's grant callback runs (spec rule 9).
 ///
@@ -81,7 +92,7 @@ pub struct Worker {
 
 struct WorkerInner {
     name: String,
-    jobs: mpsc::Sender<Arc<dyn Deliver>>,
+    jobs: mpsc::Sender<Arc<dyn Job>>,
 }
 
 impl Worker {
@@ -93,7 +104,7 @@ impl Worker {
         if name.contains('\0') {
             return Err(Error::Spawn(std::io::ErrorKind::InvalidInput));
         }
-        let (jobs, queue) = mpsc::channel::<Arc<dyn Deliver>>();
+        let (jobs, queue) = mpsc::channel::<Arc<dyn Job>>();
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
@@ -119,7 +130,7 @@ impl Worker {
                                 Err(mpsc::TryRecvError::Empty) => {
                                     // Going idle: let other threads run what this one
                                     // deferred, then park until the next job.
-                                    crate::lockfree::hand_off_deferred_frees();
+                                    hand_off_deferred_frees();
                                     match queue.recv() {
                                         Ok(job) => job,
                                         Err(mpsc::RecvError) => break,
@@ -128,7 +139,7 @@ impl Worker {
                             }
                         }
                     };
-                    job.run_callback();
+                    job.run();
                 }
             })
             .map_err(|e| Error::Spawn(e.kind()))?;
@@ -145,12 +156,12 @@ impl Worker {
         &self.inner.name
     }
 
-    pub(crate) fn send(&self, job: Arc<dyn Deliver>) {
+    pub(crate) fn send(&self, job: Arc<dyn Job>) {
         // The thread catches every panic of the jobs it runs (`delivery::contain`), so it
         // lives as long as any sender. Should it have died all the same, the job runs here
         // rather than being lost with its granted set.
         if let Err(mpsc::SendError(job)) = self.inner.jobs.send(job) {
-            job.run_callback();
+            job.run();
         }
     }
 }
@@ -160,5 +171,22 @@ impl fmt::Debug for Worker {
         f.debug_struct("Worker")
             .field("name", &self.inner.name)
             .finish()
+    }
+}
+
+/// Runs `job` on rayon's global pool, or on a thread of its own if that pool cannot start
+/// (rayon would panic, and the job, holding a granted request, would be lost). Used for
+/// `Dispatch::Pool` and for grants made while a thread's locals are torn down, which must not
+/// run on the granting thread (the reference engine may still hold its lock there).
+pub(crate) fn spawn_on_pool(job: impl FnOnce() + Send + 'static) {
+    static POOL_STARTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let pool = *POOL_STARTS.get_or_init(|| catch_unwind(rayon::current_num_threads).is_ok());
+    if pool {
+        rayon::spawn(job);
+    } else {
+        // If even this fails, the system cannot start a thread; the job is dropped with it.
+        let _ = std::thread::Builder::new()
+            .name("kds-deferred".into())
+            .spawn(job);
     }
 }

@@ -20,13 +20,13 @@ mod gate;
 mod queue;
 mod request;
 
-pub use queue::Core;
-pub use request::Request;
+use queue::Core;
+use request::Request;
 
 use crate::delivery::Waiter;
-use crate::engine::{private, Engine, Enqueued, Entry, Holder, SetEntry, SetKind};
+use crate::engine::{Engine, Enqueued, Entry, Holder, Ops, SetKind};
+use crate::error::Error;
 use crate::sync::epoch;
-use crate::{Access, Error};
 use std::fmt;
 use std::sync::Arc;
 
@@ -41,15 +41,22 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct LockFree;
 
-impl private::Sealed for LockFree {}
-
 impl Engine for LockFree {
+    const NAME: &'static str = "lock-free";
+}
+
+// Crate-private parameter types in a sealed trait: see `engine::sealed`.
+#[allow(private_interfaces)]
+impl Ops for LockFree {
     type Core = Core;
     type Request = Request;
-    const NAME: &'static str = "lock-free";
     const FAST_PATH: bool = true;
 
-    fn new_request(entries: &[Entry<Self>], kind: SetKind, waiter: Waiter<Self>) -> Arc<Request> {
+    fn new_request(
+        entries: &[Entry<'_, Core>],
+        kind: SetKind,
+        waiter: Waiter<Request>,
+    ) -> Arc<Request> {
         Request::new(entries, kind, waiter)
     }
 
@@ -89,7 +96,7 @@ impl Engine for LockFree {
         Ok(Enqueued::Queued)
     }
 
-    fn release(req: &Arc<Request>) {
+    unsafe fn release(req: &Arc<Request>) {
         if !req.decided_by_append() {
             // One link needs no release bit: its mark alone removes it at once.
             req.set_released();
@@ -105,32 +112,30 @@ impl Engine for LockFree {
         true
     }
 
-    fn try_fast<T: SetEntry<Core>>(entries: &[T], holder: Holder) -> bool {
+    #[inline(always)]
+    fn try_fast(entries: &[Entry<'_, Core>], holder: Holder) -> bool {
+        if holder == Holder::Async && !async_fast_enabled() {
+            return false;
+        }
         for (i, entry) in entries.iter().enumerate() {
-            if !entry
-                .core()
-                .gate
-                .try_hold(entry.access() == Access::Exclusive, holder)
-            {
-                // All or nothing: give back what this attempt took (links may have queued
-                // behind those holds meanwhile; `release_fast` scans for them).
-                Self::release_fast(&entries[..i], holder);
+            if !entry.core().gate.try_hold(entry.is_exclusive(), holder) {
+                // SAFETY: `entries[..i]` were just taken by this attempt, with `holder`.
+                unsafe { give_back(&entries[..i], holder) };
                 return false;
             }
         }
         true
     }
 
-    fn release_fast<T: SetEntry<Core>>(entries: &[T], holder: Holder) -> bool {
+    #[inline(always)]
+    unsafe fn release_fast(entries: &[Entry<'_, Core>], holder: Holder) -> bool {
         let mut pin = None;
         for entry in entries {
             let core = entry.core();
-            if core
-                .gate
-                .unhold(entry.access() == Access::Exclusive, holder)
-            {
+            // The caller's contract: this entry is held by `holder` (one hold to give back).
+            if core.gate.unhold(entry.is_exclusive(), holder) {
                 // Links are queued: this hold may have been all that kept them waiting.
-                queue::scan(core, pin.get_or_insert_with(epoch::pin));
+                scan_after_unhold(core, &mut pin);
             }
         }
         pin.is_some()
@@ -140,12 +145,8 @@ impl Engine for LockFree {
         req.is_granted()
     }
 
-    fn waiter(req: &Request) -> &Waiter<Self> {
-        req.waiter()
-    }
-
     #[cfg(kds_loom)]
-    fn order_key(core: &Arc<Core>) -> usize {
+    fn order_key(core: &Core) -> usize {
         core.id
     }
 
@@ -175,7 +176,8 @@ pub fn loom_async_fast(on: bool) {
 static LOOM_ASYNC_FAST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// Whether async sets may take the fast path: always, except in loom models that say no.
-pub(crate) fn async_fast_enabled() -> bool {
+#[inline]
+fn async_fast_enabled() -> bool {
     #[cfg(kds_loom)]
     {
         // Relaxed: set before the model starts its threads.
@@ -187,13 +189,26 @@ pub(crate) fn async_fast_enabled() -> bool {
     }
 }
 
-/// Hands this thread's deferred frees (a released multi-resource set gives its resources back
-/// through the epoch collector) to the global collector, where any thread can run them. A
-/// thread that goes idle after kds work calls it: otherwise its last few dozen deferred frees,
-/// and the resources they hold, would wait in its thread-local bag until it next touches kds.
-/// A no-op (one pin) when the bag is empty.
-pub(crate) fn hand_off_deferred_frees() {
-    epoch::pin().flush();
+/// A fast attempt that failed gives back what it took, all or nothing (out of line: the
+/// contended case). Links may have queued behind those holds meanwhile; `release_fast` scans
+/// for them.
+///
+/// # Safety
+///
+/// As for `release_fast`: `entries` were just taken by `try_fast` for `holder`.
+#[cold]
+#[inline(never)]
+unsafe fn give_back(entries: &[Entry<'_, Core>], holder: Holder) {
+    // SAFETY: the caller's contract.
+    unsafe { LockFree::release_fast(entries, holder) };
+}
+
+/// The scan after a fast hold was given back on a resource where links are queued (out of
+/// line: uncontended, nothing is queued). Pins on the first call of a release.
+#[cold]
+#[inline(never)]
+fn scan_after_unhold(core: &Core, pin: &mut Option<epoch::Guard>) {
+    queue::scan(core, pin.get_or_insert_with(epoch::pin));
 }
 
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each

@@ -16,14 +16,13 @@
 //! afterwards only lets them be unlinked.
 
 use super::queue::{
-    Link, Presence, QueueRef, MARK, TRIG_DONE, TRIG_EARLY, TRIG_PENDING, TRIG_SEALED,
+    Core, Link, Presence, QueueRef, MARK, TRIG_DONE, TRIG_EARLY, TRIG_PENDING, TRIG_SEALED,
 };
-use super::LockFree;
-use crate::delivery::{self, Deliver, Waiter};
-use crate::engine::{Entry, SetKind};
+use crate::access::Locked;
+use crate::delivery::{self, Deliver, Waited, Waiter};
+use crate::engine::{Entry, SetKind, MAX_SET_LEN};
 use crate::sync::epoch::Guard as Pin;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
-use crate::{Access, Locked};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -37,7 +36,7 @@ const GRANTED: usize = 1 << (COUNT_BITS + 2);
 const CANCELLED: usize = 1 << (COUNT_BITS + 3);
 const RELEASED: usize = 1 << (COUNT_BITS + 4);
 
-const _: () = assert!(crate::set::MAX_SET_LEN <= COUNT);
+const _: () = assert!(MAX_SET_LEN <= COUNT);
 
 /// One set's request.
 pub struct Request {
@@ -54,7 +53,7 @@ pub struct Request {
     pub(super) kind: SetKind,
     /// One link per resource, in the fixed install order (`Engine::order_key`).
     pub(super) links: SmallVec<[Link; 4]>,
-    waiter: Waiter<LockFree>,
+    waiter: Waiter<Request>,
 }
 
 // SAFETY: `this` is only an address of this very request (used to rebuild an `Arc` to it);
@@ -66,9 +65,9 @@ unsafe impl Sync for Request {}
 impl Request {
     /// Builds the request: one allocation (plus one for the links if there are more than 4).
     pub(super) fn new(
-        entries: &[Entry<LockFree>],
+        entries: &[Entry<'_, Core>],
         kind: SetKind,
-        waiter: Waiter<LockFree>,
+        waiter: Waiter<Request>,
     ) -> Arc<Request> {
         let k = entries.len();
         // A one-link request with no policy to evaluate is decided by its single append.
@@ -87,10 +86,10 @@ impl Request {
             kind,
             links: entries
                 .iter()
-                .map(|(core, access)| {
+                .map(|entry| {
                     // The link owns one strong count of its core (see `drop_resources`).
-                    let core = Arc::into_raw(Arc::clone(core));
-                    let link = Link::new(me.as_ptr(), core, *access == Access::Exclusive);
+                    let core = Arc::into_raw(entry.to_arc());
+                    let link = Link::new(me.as_ptr(), core, entry.is_exclusive());
                     if phase & PHASE == COMMITTED {
                         // Never tentative: no early trigger to settle. Relaxed: not yet
                         // published (the append CAS publishes it).
@@ -107,10 +106,6 @@ impl Request {
     /// linearization point, and it is never tentative (so never helped).
     pub(super) fn decided_by_append(&self) -> bool {
         self.links.len() == 1 && self.kind.policy == Locked::Wait
-    }
-
-    pub(super) fn waiter(&self) -> &Waiter<LockFree> {
-        &self.waiter
     }
 
     #[inline]
@@ -396,14 +391,8 @@ impl Drop for Request {
     }
 }
 
-impl Deliver for Request {
-    fn deliver(self: Arc<Self>) {
-        delivery::deliver::<LockFree>(self);
-    }
-    fn run_callback(self: Arc<Self>) {
-        delivery::run_callback::<LockFree>(self);
-    }
-    fn is_direct(&self) -> bool {
-        self.waiter.is_direct()
+impl Waited for Request {
+    fn waiter(&self) -> &Waiter<Request> {
+        &self.waiter
     }
 }

@@ -1,17 +1,6 @@
-//! The behaviour suite (spec rules 1-11), written once in `common/suite.rs` and run against
-//! both engines: `kds::*` (lock-free) and `kds::reference::*` (global mutex).
+//! The public types: thread-safety, errors, and what only one engine shows.
 
-mod lockfree {
-    #[allow(unused_imports)]
-    use kds::*;
-    include!("common/suite.rs");
-}
-
-mod reference {
-    #[allow(unused_imports)]
-    use kds::reference::*;
-    include!("common/suite.rs");
-}
+use kds::{Error, Resource, ResourceSet};
 
 /// Public types are Send + Sync where a driver needs them to be.
 #[test]
@@ -19,31 +8,30 @@ fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
     send_sync::<kds::Resource>();
-    send_sync::<kds::ResourceSet>();
-    send_sync::<kds::Guard>();
-    send_sync::<kds::BorrowedSet<'static>>();
-    send_sync::<kds::BorrowedGuard<'static>>();
+    send_sync::<kds::ResourceSet<'static>>();
+    send_sync::<kds::Guard<'static>>();
     send_sync::<kds::Pending>();
     send_sync::<kds::Worker>();
     send_sync::<kds::Interrupt>();
     send_sync::<kds::Error>();
-    send::<kds::Acquire>();
+    send::<kds::Acquire<'static>>();
     send_sync::<kds::reference::Resource>();
-    send_sync::<kds::reference::Guard>();
+    send_sync::<kds::reference::ResourceSet<'static>>();
+    send_sync::<kds::reference::Guard<'static>>();
     send_sync::<kds::reference::Pending>();
-    send::<kds::reference::Acquire>();
+    send::<kds::reference::Acquire<'static>>();
 }
 
 #[test]
 fn errors_display_and_are_std_errors() {
     let all = [
-        kds::Error::Timeout,
-        kds::Error::Interrupted,
-        kds::Error::Busy,
-        kds::Error::WouldBlock,
-        kds::Error::BadSet("x"),
-        kds::Error::Overflow,
-        kds::Error::Spawn(std::io::ErrorKind::Other),
+        Error::Timeout,
+        Error::Interrupted,
+        Error::Busy,
+        Error::WouldBlock,
+        Error::BadSet("x"),
+        Error::Overflow,
+        Error::Spawn(std::io::ErrorKind::Other),
     ];
     let texts: Vec<String> = all.iter().map(|e| e.to_string()).collect();
     for (i, a) in texts.iter().enumerate() {
@@ -60,7 +48,7 @@ fn errors_display_and_are_std_errors() {
 /// the holder releases.
 #[test]
 fn lockfree_cancelled_waiters_do_not_pile_up_behind_a_holder() {
-    use kds::{Dispatch, Resource, ResourceSet};
+    use kds::Dispatch;
     use std::time::Duration;
     let removed_links = |r: &Resource| -> usize {
         let dump = format!("{r:?}");
@@ -85,10 +73,8 @@ fn lockfree_cancelled_waiters_do_not_pile_up_behind_a_holder() {
         .collect();
     // Waiters time out at the tail, over and over, while the holder holds.
     for _ in 0..n {
-        let late = ResourceSet::new()
-            .exclusive(&r)
-            .wait_timeout(Duration::ZERO);
-        assert_eq!(late.unwrap_err(), kds::Error::Timeout);
+        let late = ResourceSet::new().exclusive(&r).wait_timeout(Duration::ZERO);
+        assert_eq!(late.unwrap_err(), Error::Timeout);
     }
     let mut waiting = waiting;
     // And requests are withdrawn from the middle.

@@ -1,0 +1,35 @@
+//! The one door to internals for this repository's own checks (the fuzz harness crate
+//! `kds-fuzzing`, the torture run, the loom models): not part of the API, hidden from the
+//! docs, and free to change.
+
+use crate::engine::Engine;
+use crate::resource::Resource;
+use std::any::Any;
+use std::sync::Weak;
+
+/// Whether a resource's state is still alive: every handle, set and queued link of it keeps
+/// it (rule 10), so once all of those are gone it must be freed (nothing leaked).
+pub struct WeakResource(Weak<dyn Any + Send + Sync>);
+
+impl WeakResource {
+    /// Watches `resource`'s state.
+    pub fn new<E: Engine>(resource: &Resource<E>) -> WeakResource {
+        let weak: Weak<E::Core> = std::sync::Arc::downgrade(&resource.core);
+        WeakResource(weak)
+    }
+
+    /// Whether anything still keeps the state alive.
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
+/// Hands the calling thread's deferred frees to the global collector and lets the epoch move
+/// on: the lock-free engine gives a released set's resources back through crossbeam-epoch.
+pub fn flush_deferred_frees() {
+    crate::sync::hand_off_deferred_frees();
+}
+
+/// Loom models only: the tail hint and the async fast path switches (see `lockfree`).
+#[cfg(kds_loom)]
+pub use crate::lockfree::{loom_async_fast, loom_hint_min};
