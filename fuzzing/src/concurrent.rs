@@ -18,15 +18,16 @@
 //! Timed and interruptible waits take timeouts from the whole `Duration` range, up to ones
 //! too long to add to `Instant::now()` (`Duration::MAX`), and no timeout at all.
 
-use super::differential::Policy;
-use crate::engine::Engine;
-use crate::generic::{BorrowedSet, Guard, Resource, ResourceSet};
-use crate::reference::Reference;
-use crate::{Access, Dispatch, Error, Interrupt, LockFree, Locked, Worker};
+use crate::differential::Policy;
+use crate::support::{merged_modes, Shadow};
+use kds::generic::{Guard, Resource, ResourceSet};
+use kds::harness::WeakResource;
+use kds::reference::Reference;
+use kds::{Access, Dispatch, Engine, Error, Interrupt, LockFree, Locked, Worker};
 use arbitrary::Arbitrary;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
@@ -113,8 +114,9 @@ pub enum ConcHow {
     FireInterrupt,
     /// `lock()`: the scoped guard (the sync fast path without reference counts).
     Lock,
-    /// The same entries as a `BorrowedSet`: `wait()`, or `wait_timeout` for odd holds.
-    Borrowed,
+    /// The same entries built into a set where it is used (the one-liner): `wait()`, or
+    /// `wait_timeout` for odd holds.
+    OneLiner,
 }
 
 /// Runs `workload` on the lock-free engine, then on the reference; panics with a report on
@@ -129,7 +131,7 @@ pub fn run(workload: &Workload) {
 
 struct Shared<E: Engine> {
     resources: Vec<Resource<E>>,
-    shadow: Vec<AtomicIsize>,
+    shadow: Shadow,
     violations: Mutex<Vec<String>>,
     expected_callbacks: AtomicUsize,
     ran_callbacks: AtomicUsize,
@@ -145,15 +147,8 @@ impl<E: Engine> Shared<E> {
     fn use_set(&self, entries: &[(usize, bool)], ignore: bool, hold: u8) {
         let check = !ignore;
         if check {
-            for &(r, x) in entries {
-                if x {
-                    let was = self.shadow[r].swap(-1, SeqCst);
-                    if was != 0 {
-                        self.violation(format!("exclusive grant of resource {r} held ({was})"));
-                    }
-                } else if self.shadow[r].fetch_add(1, SeqCst) < 0 {
-                    self.violation(format!("shared grant of resource {r} held exclusively"));
-                }
+            if let Err(what) = self.shadow.enter(entries) {
+                self.violation(what);
             }
         }
         for _ in 0..hold % 64 {
@@ -163,28 +158,19 @@ impl<E: Engine> Shared<E> {
             thread::yield_now();
         }
         if check {
-            for &(r, x) in entries {
-                if x {
-                    self.shadow[r].store(0, SeqCst);
-                } else {
-                    self.shadow[r].fetch_sub(1, SeqCst);
-                }
-            }
+            self.shadow.leave(entries);
         }
     }
 }
 
 /// The entries of `step`, merged as the set merges them (exclusive wins).
 fn entries(step: &Step, resources: usize) -> Vec<(usize, bool)> {
-    let mut merged: Vec<(usize, bool)> = Vec::new();
-    for &(r, x) in step.entries.iter().take(8) {
-        let r = r as usize % resources;
-        match merged.iter_mut().find(|(m, _)| *m == r) {
-            Some(m) => m.1 |= x,
-            None => merged.push((r, x)),
-        }
-    }
-    merged
+    merged_modes(
+        step.entries
+            .iter()
+            .take(8)
+            .map(|&(r, x)| (r as usize % resources, x)),
+    )
 }
 
 fn worker() -> Worker {
@@ -198,7 +184,7 @@ fn worker() -> Worker {
 /// the buffers it waits for does.
 struct ThreadWaker<E: Engine> {
     thread: thread::Thread,
-    _owns: ResourceSet<E>,
+    _owns: ResourceSet<'static, E>,
 }
 impl<E: Engine> Wake for ThreadWaker<E> {
     fn wake(self: Arc<Self>) {
@@ -206,11 +192,11 @@ impl<E: Engine> Wake for ThreadWaker<E> {
     }
 }
 
-fn block_on<E: Engine, F: Future>(fut: F, owns: &ResourceSet<E>) -> F::Output {
+fn block_on<E: Engine, F: Future>(fut: F, owns: &ResourceSet<'_, E>) -> F::Output {
     let mut fut = pin!(fut);
     let waker = Waker::from(Arc::new(ThreadWaker {
         thread: thread::current(),
-        _owns: owns.clone(),
+        _owns: owns.clone().into_owned(),
     }));
     let mut cx = Context::from_waker(&waker);
     loop {
@@ -230,7 +216,7 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
     }
     let ignore = Locked::from(step.policy) == Locked::Ignore;
     let hold = step.hold;
-    let blocking = |r: Result<Guard<E>, Error>, allowed: &[Error]| match r {
+    let blocking = |r: Result<Guard<'_, E>, Error>, allowed: &[Error]| match r {
         Ok(g) => {
             // Sync sets always wait (rule 8): check them whatever their policy field says.
             sh.use_set(&entries, false, hold);
@@ -269,17 +255,16 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
             }
             Err(e) => sh.violation(format!("lock() returned {e}")),
         },
-        ConcHow::Borrowed => {
-            let mut borrowed = BorrowedSet::<E>::new();
-            for &(r, x) in &entries {
+        ConcHow::OneLiner => {
+            let one_liner = entries.iter().fold(ResourceSet::<E>::new(), |set, &(r, x)| {
                 let access = if x { Access::Exclusive } else { Access::Shared };
-                borrowed.access(&sh.resources[r], access);
-            }
+                set.access(&sh.resources[r], access)
+            });
             let timed = hold % 2 == 1;
             let result = if timed {
-                borrowed.wait_timeout(Duration::from_micros(hold.into()))
+                one_liner.wait_timeout(Duration::from_micros(hold.into()))
             } else {
-                borrowed.wait()
+                one_liner.wait()
             };
             match result {
                 Ok(g) => {
@@ -287,7 +272,7 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
                     drop(g);
                 }
                 Err(Error::Timeout) if timed => {}
-                Err(e) => sh.violation(format!("BorrowedSet returned {e}")),
+                Err(e) => sh.violation(format!("the one-liner returned {e}")),
             }
         }
         ConcHow::FireInterrupt => {
@@ -324,7 +309,7 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
                 Arc::clone(&ran),
                 Arc::clone(&cancelled),
                 entries.clone(),
-                set.clone(),
+                set.clone().into_owned(),
             );
             sh.expected_callbacks.fetch_add(1, SeqCst);
             let pending = set.on_grant(dispatch, move |g| {
@@ -366,7 +351,7 @@ pub fn run_on<E: Engine>(workload: &Workload) -> Result<(), String> {
     let n = (workload.resources as usize % MAX_RESOURCES).max(1);
     let sh = Arc::new(Shared::<E> {
         resources: (0..n).map(|_| Resource::new()).collect(),
-        shadow: (0..n).map(|_| AtomicIsize::new(0)).collect(),
+        shadow: Shadow::new(n),
         violations: Mutex::new(Vec::new()),
         expected_callbacks: AtomicUsize::new(0),
         ran_callbacks: AtomicUsize::new(0),
@@ -429,10 +414,8 @@ pub fn run_on<E: Engine>(workload: &Workload) -> Result<(), String> {
             sh.resources
         ));
     }
-    for (r, c) in sh.shadow.iter().enumerate() {
-        if c.load(SeqCst) != 0 {
-            problems.push(format!("shadow counter of resource {r} not back to 0"));
-        }
+    if let Err(held) = sh.shadow.all_free() {
+        problems.push(held);
     }
     let mut all = ResourceSet::<E>::new();
     for r in &sh.resources {
@@ -445,13 +428,9 @@ pub fn run_on<E: Engine>(workload: &Workload) -> Result<(), String> {
         ));
     }
     drop(all);
-    let made: Vec<_> = sh
-        .resources
-        .iter()
-        .map(|r| Arc::downgrade(&r.core))
-        .collect();
+    let made: Vec<_> = sh.resources.iter().map(WeakResource::new).collect();
     drop(sh);
-    if let Err(alive) = super::wait_all_gone(&made) {
+    if let Err(alive) = crate::wait_all_gone(&made) {
         problems.push(format!(
             "resources {alive:?} still alive after the workload's handles were dropped (a cycle)"
         ));

@@ -8,17 +8,17 @@
 //! pre-interrupted wait is granted exactly when the set is grantable at once. Deferred
 //! dispatch and real blocking are the [`concurrent`](super::concurrent) check's business.
 
-use super::model::{Model, Status};
-use crate::engine::Engine;
-use crate::generic::{Acquire, BorrowedSet, Guard, Pending, Resource, ResourceSet};
-use crate::reference::Reference;
-use crate::{Access, Dispatch, Error, Interrupt, LockFree, Locked};
+use crate::model::{Model, Status};
+use kds::generic::{Acquire, Guard, Pending, Resource, ResourceSet};
+use kds::harness::WeakResource;
+use kds::reference::Reference;
+use kds::{Access, Dispatch, Engine, Error, Interrupt, LockFree, Locked};
 use arbitrary::Arbitrary;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -87,9 +87,9 @@ pub enum How {
     WaitMaxInterrupted,
     /// `wait_timeout(1 ns)`: the smallest timeout that is not zero.
     WaitNanos,
-    /// `BorrowedSet::try_acquire()`, the guard dropped at once (it borrows the resources, so
-    /// the harness cannot keep it): granted and released in one step, or `WouldBlock`.
-    BorrowedReleased,
+    /// The one-liner, a set built where it is used and taken with `try_acquire()`, the guard
+    /// dropped at once: granted and released in one step, or `WouldBlock`.
+    OneLinerReleased,
     /// `lock()` where the model grants the set at once, `try_acquire()` where it would queue
     /// (`lock()` would block there); the guard dropped at once. An engine that blocks where
     /// the model grants hangs the run, which libFuzzer reports as a timeout.
@@ -125,13 +125,13 @@ impl How {
                 | How::WaitInterrupted
                 | How::WaitMaxInterrupted
                 | How::WaitNanos
-                | How::BorrowedReleased
+                | How::OneLinerReleased
                 | How::LockReleased
         )
     }
     /// A sync request whose guard the harness drops at once.
     fn released_at_once(self) -> bool {
-        matches!(self, How::BorrowedReleased | How::LockReleased)
+        matches!(self, How::OneLinerReleased | How::LockReleased)
     }
     fn callback(self) -> bool {
         matches!(self, How::Callback | How::CallbackReleasing)
@@ -441,7 +441,7 @@ impl Driver {
                     | How::WaitInterrupted
                     | How::WaitMaxInterrupted
                     | How::WaitNanos
-                    | How::BorrowedReleased
+                    | How::OneLinerReleased
                     | How::LockReleased => {
                         m.enqueue(id).expect("sync sets are never refused");
                         if m.status(id) == Status::Granted {
@@ -452,7 +452,7 @@ impl Driver {
                         } else {
                             assert!(m.cancel(id));
                             Outcome::Acquired(Err(match how {
-                                How::TryAcquire | How::BorrowedReleased | How::LockReleased => {
+                                How::TryAcquire | How::OneLinerReleased | How::LockReleased => {
                                     Error::WouldBlock
                                 }
                                 How::WaitTimeout | How::WaitNanos => Error::Timeout,
@@ -544,7 +544,7 @@ impl Driver {
 /// owns the buffers it waits for does: a waker kept past the grant keeps them alive.
 struct WakeCount<E: Engine> {
     wakes: AtomicUsize,
-    _owns: ResourceSet<E>,
+    _owns: ResourceSet<'static, E>,
 }
 
 impl<E: Engine> Wake for WakeCount<E> {
@@ -556,7 +556,7 @@ impl<E: Engine> Wake for WakeCount<E> {
 /// What a callback did with its grant.
 struct Slot<E: Engine> {
     runs: AtomicUsize,
-    guard: Mutex<Option<Guard<E>>>,
+    guard: Mutex<Option<Guard<'static, E>>>,
 }
 
 enum Handle<E: Engine> {
@@ -568,19 +568,20 @@ enum Handle<E: Engine> {
         cancelled: bool,
     },
     Future {
-        fut: Option<Acquire<E>>,
+        fut: Option<Acquire<'static, E>>,
         wakes: Arc<WakeCount<E>>,
         polled: bool,
-        guard: Option<Guard<E>>,
+        guard: Option<Guard<'static, E>>,
     },
-    Sync(Option<Guard<E>>),
+    /// A sync set's guard, owned (`into_owned`): the resources may be dropped meanwhile.
+    Sync(Option<Guard<'static, E>>),
 }
 
 /// One engine driven by the script.
 struct Side<E: Engine> {
     resources: Vec<Option<Resource<E>>>,
     /// Every resource ever made, weakly: all must be gone once everything is dropped.
-    made: Vec<Weak<E::Core>>,
+    made: Vec<WeakResource>,
     sets: Vec<Handle<E>>,
     interrupt: Interrupt,
 }
@@ -598,9 +599,13 @@ impl<E: Engine> Side<E> {
     }
 
     /// The set of `entries`: the first half named through the by-value builder, the rest
-    /// added by `Extend` (which sorts and merges them into the first half), so both ways of
-    /// building, and their mix, are checked.
-    fn set_of(&self, entries: &[(usize, bool)], policy: Locked) -> Result<ResourceSet<E>, String> {
+    /// added by `Extend` (which merges them into the first half in set order), so both ways
+    /// of building, and their mix, are checked.
+    fn set_of(
+        &self,
+        entries: &[(usize, bool)],
+        policy: Locked,
+    ) -> Result<ResourceSet<'_, E>, String> {
         let mut named = Vec::with_capacity(entries.len());
         for &(r, x) in entries {
             let res = self.resources[r]
@@ -618,19 +623,23 @@ impl<E: Engine> Side<E> {
         Ok(set)
     }
 
-    /// `BorrowedSet::try_acquire()` of `entries`, the guard dropped at once.
-    fn borrowed(&self, entries: &[(usize, bool)]) -> Result<Outcome, String> {
-        let mut set = BorrowedSet::new();
+    /// The one-liner of `entries`, `ResourceSet::new().access(..)….try_acquire()`, in the
+    /// order named, the guard dropped at once.
+    fn one_liner(&self, entries: &[(usize, bool)]) -> Result<Outcome, String> {
+        let mut set = ResourceSet::new();
         for &(r, x) in entries {
             let res = self.resources[r]
                 .as_ref()
                 .ok_or("named a dropped resource")?;
-            set.access(res, if x { Access::Exclusive } else { Access::Shared });
+            set = set.access(res, if x { Access::Exclusive } else { Access::Shared });
         }
         Ok(Outcome::Acquired(set.try_acquire().map(drop)))
     }
 
-    fn poll(fut: &mut Acquire<E>, wakes: &Arc<WakeCount<E>>) -> Poll<Result<Guard<E>, Error>> {
+    fn poll(
+        fut: &mut Acquire<'static, E>,
+        wakes: &Arc<WakeCount<E>>,
+    ) -> Poll<Result<Guard<'static, E>, Error>> {
         let waker = Waker::from(Arc::clone(wakes));
         Pin::new(fut).poll(&mut Context::from_waker(&waker))
     }
@@ -640,7 +649,7 @@ impl<E: Engine> Side<E> {
         Ok(match *act {
             Act::NewResource => {
                 let r = Resource::new();
-                self.made.push(Arc::downgrade(&r.core));
+                self.made.push(WeakResource::new(&r));
                 self.resources.push(Some(r));
                 Outcome::Done
             }
@@ -656,6 +665,7 @@ impl<E: Engine> Side<E> {
             } => {
                 let set = self.set_of(entries, policy)?;
                 let (handle, outcome) = self.request(&set, how, entries, expected)?;
+                drop(set);
                 self.sets.push(handle);
                 outcome
             }
@@ -743,13 +753,13 @@ impl<E: Engine> Side<E> {
     /// outcome, which `LockReleased` follows to stay clear of blocking.
     fn request(
         &self,
-        set: &ResourceSet<E>,
+        set: &ResourceSet<'_, E>,
         how: How,
         entries: &[(usize, bool)],
         expected: &Outcome,
     ) -> Result<(Handle<E>, Outcome), String> {
-        let acquired = |r: Result<Guard<E>, Error>| match r {
-            Ok(g) => (Handle::Sync(Some(g)), Outcome::Acquired(Ok(()))),
+        let acquired = |r: Result<Guard<'_, E>, Error>| match r {
+            Ok(g) => (Handle::Sync(Some(g.into_owned())), Outcome::Acquired(Ok(()))),
             Err(e) => (Handle::Sync(None), Outcome::Acquired(Err(e))),
         };
         Ok(match how {
@@ -761,7 +771,7 @@ impl<E: Engine> Side<E> {
                 let s = Arc::clone(&slot);
                 let keep = how == How::Callback;
                 // The closure owns handles of its set's resources (see `WakeCount`).
-                let owns = set.clone();
+                let owns = set.clone().into_owned();
                 let r = set.on_grant(Dispatch::Direct, move |g| {
                     let _owns = owns;
                     s.runs.fetch_add(1, SeqCst);
@@ -783,10 +793,10 @@ impl<E: Engine> Side<E> {
             }
             How::Future => (
                 Handle::Future {
-                    fut: Some(set.acquire()),
+                    fut: Some(set.clone().into_owned().acquire()),
                     wakes: Arc::new(WakeCount {
                         wakes: AtomicUsize::new(0),
-                        _owns: set.clone(),
+                        _owns: set.clone().into_owned(),
                     }),
                     polled: false,
                     guard: None,
@@ -800,7 +810,7 @@ impl<E: Engine> Side<E> {
                 acquired(set.wait_interruptible(Some(Duration::MAX), &self.interrupt))
             }
             How::WaitNanos => acquired(set.wait_timeout(Duration::from_nanos(1))),
-            How::BorrowedReleased => (Handle::Sync(None), self.borrowed(entries)?),
+            How::OneLinerReleased => (Handle::Sync(None), self.one_liner(entries)?),
             How::LockReleased => {
                 let r = if *expected == Outcome::Acquired(Ok(())) {
                     set.lock().map(drop)
@@ -906,7 +916,7 @@ impl<E: Engine> Side<E> {
     fn all_gone(&mut self) -> Result<(), String> {
         self.resources.clear();
         self.sets.clear();
-        super::wait_all_gone(&self.made).map_err(|alive| {
+        crate::wait_all_gone(&self.made).map_err(|alive| {
             format!(
                 "{}: resources {alive:?} still alive after every handle and set was dropped (a cycle)",
                 E::NAME

@@ -1,6 +1,8 @@
-//! Fuzzing harnesses (feature `fuzzing`): the code behind the `fuzz/` targets, kept in the
-//! crate so the same checks also run on stable inside `cargo test` (`tests/fuzz_harness.rs`)
-//! with inputs from a seeded generator and from the checked-in corpus.
+//! The fuzz harness: the code behind the cargo-fuzz targets in `fuzz/`, in a crate of its own
+//! (not shipped with the library), so the same checks also run on stable inside
+//! `cargo test --workspace` (`tests/harness.rs`) with inputs from a seeded generator and
+//! from the checked-in corpus. It uses the library's public API, and `kds::harness` (the one
+//! door to internals) to check that resources are freed.
 //!
 //! - [`model`]: a plain executable model of the spec, one `Vec` per queue.
 //! - [`differential`]: one thread, one script, three implementations (lock-free engine, mutex
@@ -13,6 +15,10 @@
 pub mod concurrent;
 pub mod differential;
 pub mod model;
+
+/// The generator and shadow counters shared with the behaviour suite and the torture run.
+#[path = "../../tests/support/mod.rs"]
+pub mod support;
 
 /// Decodes `bytes` as a differential script and runs it (the `differential` target's body);
 /// panics with the step log on any disagreement. Returns what the script exercised.
@@ -37,12 +43,8 @@ pub fn concurrent_bytes(bytes: &[u8]) {
 /// the lock-free engine gives them back through the epoch collector (pinning and flushing
 /// here lets it advance), a pool callback may still be dropping its closure. `Err`: the
 /// indices still alive after two seconds.
-pub(crate) fn wait_all_gone<C>(made: &[std::sync::Weak<C>]) -> Result<(), Vec<usize>> {
-    let alive = || -> Vec<usize> {
-        (0..made.len())
-            .filter(|&i| made[i].strong_count() > 0)
-            .collect()
-    };
+pub(crate) fn wait_all_gone(made: &[kds::harness::WeakResource]) -> Result<(), Vec<usize>> {
+    let alive = || -> Vec<usize> { (0..made.len()).filter(|&i| made[i].is_alive()).collect() };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         let left = alive();
@@ -52,7 +54,7 @@ pub(crate) fn wait_all_gone<C>(made: &[std::sync::Weak<C>]) -> Result<(), Vec<us
         if std::time::Instant::now() > deadline {
             return Err(left);
         }
-        crate::sync::epoch::pin().flush();
+        kds::harness::flush_deferred_frees();
         std::thread::yield_now();
     }
 }

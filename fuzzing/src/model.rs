@@ -12,7 +12,7 @@
 //!   forces the links that would not be triggered at once;
 //! - rule 11: duplicates are merged, exclusive winning; an empty set is granted at once.
 
-use crate::{Error, Locked};
+use kds::{Error, Locked};
 
 /// Where a set stands in the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,25 +5,10 @@
 //!
 //! `KDS_FUZZ_CASES=n` changes the number of generated inputs; `KDS_FUZZ_SEED=s` the seed.
 
-use kds::fuzzing::differential::Coverage;
-use kds::fuzzing::{concurrent_bytes, differential_bytes};
+use kds_fuzzing::differential::Coverage;
+use kds_fuzzing::support::Rng;
+use kds_fuzzing::{concurrent_bytes, differential_bytes};
 use std::path::Path;
-
-/// xorshift64*: a fixed, dependency-free byte source.
-struct Bytes(u64);
-
-impl Bytes {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,7 +25,7 @@ fn cases(default: u64) -> u64 {
 }
 
 fn each_input<T>(dir: &str, f: fn(&[u8]) -> T) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return 0;
     };
@@ -58,11 +43,11 @@ fn each_input<T>(dir: &str, f: fn(&[u8]) -> T) -> usize {
 #[test]
 fn differential_generated_inputs() {
     let seed = env("KDS_FUZZ_SEED", 0x6b64_735f_6469_6666);
-    let mut gen = Bytes(seed);
+    let mut gen = Rng::new(seed);
     let mut total = Coverage::default();
     for case in 0..cases(2000) {
         let len = 16 + (gen.next() % 1500) as usize;
-        let input = gen.fill(len);
+        let input = gen.bytes(len);
         eprintln!("differential case {case} (seed {seed:#x})");
         total += differential_bytes(&input);
     }
@@ -86,10 +71,10 @@ fn differential_generated_inputs() {
 #[test]
 fn concurrent_generated_inputs() {
     let seed = env("KDS_FUZZ_SEED", 0x6b64_735f_636f_6e63);
-    let mut gen = Bytes(seed);
+    let mut gen = Rng::new(seed);
     for case in 0..cases(150) {
         let len = 16 + (gen.next() % 600) as usize;
-        let input = gen.fill(len);
+        let input = gen.bytes(len);
         eprintln!("concurrent case {case} (seed {seed:#x})");
         concurrent_bytes(&input);
     }
@@ -113,7 +98,7 @@ fn concurrent_corpus_and_regressions() {
 /// queued behind E; cancelling E hands S2 its grant in the same step.
 #[test]
 fn differential_script_cancel_from_the_middle() {
-    use kds::fuzzing::differential::{check, How, Op, Policy, Script};
+    use kds_fuzzing::differential::{check, How, Op, Policy, Script};
     let request = |exclusive| Op::Request {
         how: How::Callback,
         policy: Policy::Wait,
@@ -129,12 +114,12 @@ fn differential_script_cancel_from_the_middle() {
     assert_eq!(c.handoffs, 1, "{c:?}");
 }
 
-/// The one-step sync paths through the harness: a `BorrowedSet` and a `lock()` (guards
+/// The one-step sync paths through the harness: a one-liner and a `lock()` (guards
 /// dropped at once) are granted on free resources, refused with `WouldBlock` behind a held
 /// set without being left queued, and granted again once it is released.
 #[test]
-fn differential_script_borrowed_and_lock() {
-    use kds::fuzzing::differential::{check, How, Op, Policy, Script};
+fn differential_script_one_liner_and_lock() {
+    use kds_fuzzing::differential::{check, How, Op, Policy, Script};
     let request = |how, entries| Op::Request {
         how,
         policy: Policy::Wait,
@@ -145,16 +130,16 @@ fn differential_script_borrowed_and_lock() {
         ops: vec![
             // Named twice and in reverse: merged and sorted, exclusive winning.
             request(
-                How::BorrowedReleased,
+                How::OneLinerReleased,
                 vec![(1, false), (0, false), (1, true)],
             ),
             request(How::LockReleased, vec![(1, true), (0, true)]),
             request(How::Callback, vec![(0, false)]), // held by its callback
-            request(How::BorrowedReleased, vec![(0, true), (1, true)]),
+            request(How::OneLinerReleased, vec![(0, true), (1, true)]),
             request(How::LockReleased, vec![(1, false), (0, true)]),
             request(How::LockReleased, vec![(0, false)]), // shared with shared: granted
             Op::Release(2),
-            request(How::BorrowedReleased, vec![(0, true)]),
+            request(How::OneLinerReleased, vec![(0, true)]),
             request(How::LockReleased, vec![(0, true), (1, false)]),
         ],
     };

@@ -32,7 +32,7 @@ impl Rng {
 
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| (self.next() >> 32) as u8).collect()
+        (0..len).map(|_| self.next() as u8).collect()
     }
 }
 
