@@ -1,6 +1,6 @@
 //! kds-torture: a locktorture-style stress test of both engines.
 //!
-//! `cargo run --release --bin kds-torture -- [--threads 8] [--resources 16] [--seconds 30]
+//! `cargo run --release -p kds-torture -- [--threads 8] [--resources 16] [--seconds 30]
 //! [--engine both|lockfree|reference] [--stall-seconds 10]`
 //!
 //! Each thread loops over random sets of 1-8 resources with random modes and random
@@ -8,9 +8,10 @@
 //! waits with timeouts across the whole `Duration` range (interrupted by other threads),
 //! `try_acquire`, async requests with direct, worker and pool callbacks (some cancelled at
 //! once), and futures (some dropped while queued or once granted), with random Locked
-//! policies and random hold times. A quarter of the sets also name fresh resources of their
-//! own, and every callback closure and future waker owns handles of its set's resources, as
-//! a client that owns the buffers it waits for does.
+//! policies and random hold times. Sets are built where they are used and borrow their
+//! resources; a quarter of them also name fresh resources of their own (the set then owns
+//! handles of all its resources, `into_owned`), and every callback closure and future waker
+//! owns handles of its set's resources, as a client that owns the buffers it waits for does.
 //!
 //! Checks: shadow counters check mutual exclusion on every grant (sets with
 //! `Locked::Ignore`, which may legitimately overlap the sync sets ahead of them, are left out
@@ -25,11 +26,12 @@
 
 mod heap;
 
-use kds::generic::{BorrowedSet, Guard, Resource, ResourceSet};
+use kds::generic::{Guard, Resource, ResourceSet};
 use kds::{Access, Dispatch, Engine, Error, Interrupt, Locked, Worker};
+use kds_fuzzing::support::{merged_modes, Rng, Shadow};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
@@ -99,7 +101,7 @@ fn parse_args() -> Result<Config, String> {
 struct Shared<E: Engine> {
     resources: Vec<Resource<E>>,
     /// Per resource: number of shared holders, or -1 for an exclusive holder.
-    shadow: Vec<AtomicIsize>,
+    shadow: Shadow,
     ops: [AtomicU64; KINDS.len()],
     violations: AtomicUsize,
     progress: AtomicU64,
@@ -117,33 +119,14 @@ impl<E: Engine> Shared<E> {
 
     /// Enter and leave the shadow counters for a granted set, holding it `hold` meanwhile.
     fn use_set(&self, modes: &[(usize, bool)], hold: Duration) {
-        for &(i, exclusive) in modes {
-            let c = &self.shadow[i];
-            if exclusive {
-                let was = c.swap(-1, SeqCst);
-                if was != 0 {
-                    self.violation(format!(
-                        "exclusive grant of resource {i} while held ({was})"
-                    ));
-                }
-            } else if c.fetch_add(1, SeqCst) < 0 {
-                self.violation(format!(
-                    "shared grant of resource {i} while held exclusively"
-                ));
-            }
+        if let Err(what) = self.shadow.enter(modes) {
+            self.violation(what);
         }
         let until = Instant::now() + hold;
         while Instant::now() < until {
             std::hint::spin_loop();
         }
-        for &(i, exclusive) in modes {
-            let c = &self.shadow[i];
-            if exclusive {
-                c.store(0, SeqCst);
-            } else {
-                c.fetch_sub(1, SeqCst);
-            }
-        }
+        self.shadow.leave(modes);
     }
 
     fn done(&self, kind: usize) {
@@ -152,35 +135,22 @@ impl<E: Engine> Shared<E> {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A minimal executor's waker: unparks the polling thread. It also owns handles of the
 /// set's resources, as a task that owns the buffers it waits for does: a waker kept past the
 /// grant then keeps those resources alive (a cycle the memory soak sees).
 struct ThreadWaker<E: Engine> {
     thread: thread::Thread,
-    _owns: ResourceSet<E>,
+    _owns: ResourceSet<'static, E>,
 }
 impl<E: Engine> Wake for ThreadWaker<E> {
     fn wake(self: Arc<Self>) {
         self.thread.unpark();
     }
 }
-fn waker<E: Engine>(owns: &ResourceSet<E>) -> Waker {
+fn waker<E: Engine>(owns: &ResourceSet<'_, E>) -> Waker {
     Waker::from(Arc::new(ThreadWaker {
         thread: thread::current(),
-        _owns: owns.clone(),
+        _owns: owns.clone().into_owned(),
     }))
 }
 /// Polls `fut` to completion on this thread, parking until woken.
@@ -223,7 +193,8 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         picked.push((i, exclusive));
     }
     // A quarter of the sets also take resources of their own, dropped with the set after
-    // the operation: a cycle that keeps a resource alive shows as a growing heap.
+    // the operation: a cycle that keeps a resource alive shows as a growing heap. Such a set
+    // owns handles of all its resources (the fresh ones have no other).
     if rng.below(4) == 0 {
         for _ in 0..1 + rng.below(2) {
             let access = if rng.below(2) == 0 {
@@ -231,17 +202,11 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             } else {
                 Access::Shared
             };
-            set = set.access(&Resource::new(), access);
+            let fresh = Resource::new();
+            set = set.into_owned().access(&fresh, access).into_owned();
         }
     }
-    picked.sort();
-    let mut modes: Vec<(usize, bool)> = Vec::new();
-    for (i, e) in picked {
-        match modes.last_mut() {
-            Some(last) if last.0 == i => last.1 |= e,
-            _ => modes.push((i, e)),
-        }
-    }
+    let modes = merged_modes(picked);
     let hold = Duration::from_micros(rng.below(20));
     let policy = match rng.below(6) {
         0 => Locked::Fail,
@@ -249,7 +214,7 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         _ => Locked::Wait,
     };
     let kind = rng.below(KINDS.len() as u64) as usize;
-    let checked = |guard: Guard<E>| {
+    let checked = |guard: Guard<'_, E>| {
         sh.use_set(&modes, hold);
         drop(guard);
     };
@@ -271,20 +236,20 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
                 Err(e) => sh.violation(format!("lock failed: {e}")),
             }
         }
-        // Another third a `BorrowedSet` of the same resources, named in reverse (it sorts).
+        // Another third the one-liner of the same resources, named in reverse (the set
+        // keeps them in order as it is built).
         0 if rng.below(2) == 0 => {
             let start = Instant::now();
-            let mut borrowed = BorrowedSet::<E>::new();
-            for &(i, x) in modes.iter().rev() {
+            let one_liner = modes.iter().rev().fold(ResourceSet::<E>::new(), |set, &(i, x)| {
                 let access = if x { Access::Exclusive } else { Access::Shared };
-                borrowed.access(&sh.resources[i], access);
-            }
-            match borrowed.wait() {
+                set.access(&sh.resources[i], access)
+            });
+            match one_liner.wait() {
                 Ok(g) => {
                     granted_after(start);
                     drop(g);
                 }
-                Err(e) => sh.violation(format!("BorrowedSet::wait failed: {e}")),
+                Err(e) => sh.violation(format!("the one-liner's wait failed: {e}")),
             }
         }
         0..=2 => {
@@ -329,7 +294,7 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             let ran = Arc::new(AtomicUsize::new(0));
             let ran2 = ran.clone();
             // The closure owns handles of its set's resources (see `ThreadWaker`).
-            let owns = set.clone();
+            let owns = set.clone().into_owned();
             let requested = set.clone().locked(policy).on_grant(dispatch, move |g| {
                 let _owns = owns;
                 if ran2.fetch_add(1, SeqCst) != 0 {
@@ -402,7 +367,7 @@ fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
     };
     let sh = Arc::new(Shared::<E> {
         resources: (0..c.resources).map(|_| Resource::new()).collect(),
-        shadow: (0..c.resources).map(|_| AtomicIsize::new(0)).collect(),
+        shadow: Shadow::new(c.resources),
         ops: Default::default(),
         violations: AtomicUsize::new(0),
         progress: AtomicU64::new(0),
@@ -415,7 +380,7 @@ fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
     for t in 0..c.threads {
         let sh2 = sh.clone();
         let spawned = thread::Builder::new().spawn(move || {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491));
+            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491));
             let interrupt = Interrupt::new();
             while !sh2.stop.load(SeqCst) {
                 one_op(&sh2, &mut rng, &interrupt);
@@ -537,7 +502,7 @@ fn quiescent_heap() -> isize {
     let mut least = heap::live();
     let mut calm = 0;
     for _ in 0..10_000 {
-        crossbeam_epoch::pin().flush();
+        kds::harness::flush_deferred_frees();
         thread::sleep(Duration::from_micros(200));
         let now = heap::live();
         if now < least {
