@@ -38,7 +38,11 @@ macro_rules! idiom {
 
 fn probe<E: Engine>(name: &str, n: u64) -> bool {
     let r: Vec<Resource<E>> = (0..8).map(|_| Resource::new()).collect();
-    let set = |k: usize| r[..k].iter().fold(ResourceSet::<E>::new(), |s, r| s.exclusive(r));
+    let set = |k: usize| {
+        r[..k]
+            .iter()
+            .fold(ResourceSet::<E>::new(), |s, r| s.exclusive(r))
+    };
     let (s1, s4, s8) = (set(1), set(4), set(8));
     let waker = Waker::from(Arc::new(Noop));
     let run = |f: &mut dyn FnMut()| {
@@ -101,14 +105,33 @@ fn parking_lot(k: usize, n: u64) {
 }
 
 const PROBES: &[&str] = &[
-    "idiom-1", "idiom-4", "idiom-8", "fold-1", "fold-4", "fold-8", "lock-1", "lock-4", "lock-8",
-    "wait-1", "wait-4", "wait-8", "on_grant-1", "on_grant-4", "on_grant-8", "acquire-1",
-    "acquire-4", "acquire-8",
+    "idiom-1",
+    "idiom-4",
+    "idiom-8",
+    "fold-1",
+    "fold-4",
+    "fold-8",
+    "lock-1",
+    "lock-4",
+    "lock-8",
+    "wait-1",
+    "wait-4",
+    "wait-8",
+    "on_grant-1",
+    "on_grant-4",
+    "on_grant-8",
+    "acquire-1",
+    "acquire-4",
+    "acquire-8",
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--bench").collect();
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--bench")
+        .collect();
     match args.as_slice() {
         ["list"] => {
             for p in PROBES {

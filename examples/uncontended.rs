@@ -4,10 +4,11 @@
 //!
 //! `cargo run --release --example uncontended [-- ROUNDS]`
 //!
-//! For each k in 1, 2, 4, 8 and each engine it times batches of `wait()` + drop on one thread
-//! and prints the median of 15 batches in ns per acquire+release, and the ratio lock-free /
-//! reference (below 1 means the lock-free engine is faster). The full benchmark suite with
-//! criterion and counters is a separate piece of work (`benches/`).
+//! For each k in 1, 2, 4, 8 and each engine it times batches of the one-liner,
+//! `ResourceSet::new().exclusive(..)…wait()` + drop, on one thread and prints the median of 15
+//! batches in ns per acquire+release, and the ratio lock-free / reference (below 1 means the
+//! lock-free engine is faster). The full benchmark suite with criterion and counters is
+//! `cargo bench` (`benches/`).
 
 use kds::generic::{Resource, ResourceSet};
 use kds::reference::Reference;
@@ -17,14 +18,17 @@ use std::time::Instant;
 
 fn median_ns<E: Engine>(k: usize, rounds: u32) -> f64 {
     let resources: Vec<Resource<E>> = (0..k).map(|_| Resource::new()).collect();
-    let set = resources
-        .iter()
-        .fold(ResourceSet::new(), |s, r| s.exclusive(r));
+    let one_liner = || {
+        resources
+            .iter()
+            .fold(ResourceSet::new(), |s, r| s.exclusive(r))
+            .wait()
+    };
     let mut batches: Vec<f64> = (0..15)
         .map(|_| {
             let start = Instant::now();
             for _ in 0..rounds {
-                drop(black_box(set.wait().expect("uncontended wait")));
+                drop(black_box(one_liner().expect("uncontended wait")));
             }
             start.elapsed().as_nanos() as f64 / f64::from(rounds)
         })
@@ -35,12 +39,12 @@ fn median_ns<E: Engine>(k: usize, rounds: u32) -> f64 {
 
 /// Million acquire+release per second in total, T threads each on its own k resources.
 fn disjoint_mops<E: Engine>(threads: usize, k: usize, rounds: u32) -> f64 {
-    let sets: Vec<ResourceSet<E>> = (0..threads)
-        .map(|_| {
-            (0..k)
-                .map(|_| Resource::<E>::new())
-                .fold(ResourceSet::new(), |s, r| s.exclusive(&r))
-        })
+    let resources: Vec<Vec<Resource<E>>> = (0..threads)
+        .map(|_| (0..k).map(|_| Resource::new()).collect())
+        .collect();
+    let sets: Vec<ResourceSet<'_, E>> = resources
+        .iter()
+        .map(|mine| mine.iter().fold(ResourceSet::new(), |s, r| s.exclusive(r)))
         .collect();
     let start = Instant::now();
     std::thread::scope(|scope| {

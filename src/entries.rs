@@ -347,22 +347,37 @@ mod tests {
         for n in [1, 8, 9, 20] {
             let mut e = Entries::<LockFree>::new(7);
             for (i, res) in r[..n].iter().enumerate().rev() {
-                let access = if i % 2 == 0 { Access::Shared } else { Access::Exclusive };
+                let access = if i % 2 == 0 {
+                    Access::Shared
+                } else {
+                    Access::Exclusive
+                };
                 e.insert(crate::engine::Entry::new(&res.core, access));
             }
             for res in &r[..n] {
                 e.insert(crate::engine::Entry::new(&res.core, Access::Shared));
             }
             assert_eq!((e.len(), e.aux()), (n, 7));
-            let keys: Vec<usize> = e.as_slice().iter().map(|x| x.core() as *const _ as usize).collect();
-            assert!(keys.windows(2).all(|w| w[0] < w[1]), "not in set order: {keys:?}");
+            let keys: Vec<usize> = e
+                .as_slice()
+                .iter()
+                .map(|x| x.core() as *const _ as usize)
+                .collect();
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "not in set order: {keys:?}"
+            );
             let exclusive = e.as_slice().iter().filter(|x| x.is_exclusive()).count();
             assert_eq!(exclusive, n / 2, "merging lost an exclusive mode");
             let owned = e.owned_copy();
-            assert!(r[..n].iter().all(|x| std::sync::Arc::strong_count(&x.core) == 2));
+            assert!(r[..n]
+                .iter()
+                .all(|x| std::sync::Arc::strong_count(&x.core) == 2));
             let again = owned.clone();
             drop((owned, e));
-            assert!(r[..n].iter().all(|x| std::sync::Arc::strong_count(&x.core) == 2));
+            assert!(r[..n]
+                .iter()
+                .all(|x| std::sync::Arc::strong_count(&x.core) == 2));
             drop(again);
             assert!(r.iter().all(|x| std::sync::Arc::strong_count(&x.core) == 1));
         }

@@ -31,7 +31,8 @@ use std::task::{Context, Poll};
 ///
 /// let frame = Resource::new();
 /// let held = ResourceSet::new().exclusive(&frame).wait()?;
-/// let want = ResourceSet::new().shared(&frame).acquire(); // nothing queued yet
+/// // An owned set's future owns handles of its resources: it may go to another thread.
+/// let want = ResourceSet::new().shared(&frame).into_owned().acquire(); // nothing queued yet
 /// let task = std::thread::spawn(move || futures_executor::block_on(want).map(drop));
 /// drop(held); // wakes the task
 /// task.join().unwrap()?;

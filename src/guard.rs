@@ -130,10 +130,9 @@ impl<'a, E: Engine> Guard<'a, E> {
         Guard {
             held: match held {
                 Held::Fast(entries) => Held::Fast(entries.into_owned()),
-                Held::Other(Other::Lent(lent)) => Held::Fast(Entries::owned_from(
-                    lent.as_slice(),
-                    Holder::Sync.to_byte(),
-                )),
+                Held::Other(Other::Lent(lent)) => {
+                    Held::Fast(Entries::owned_from(lent.as_slice(), Holder::Sync.to_byte()))
+                }
                 Held::Other(Other::Queued(req)) => Held::Other(Other::Queued(req)),
             },
         }
@@ -193,7 +192,13 @@ mod tests {
     /// with the entries at the same place (see `Held`).
     #[test]
     fn a_guard_has_a_sets_layout() {
-        assert_eq!(size_of::<Guard<'static>>(), size_of::<Entries<'static, LockFree>>());
-        assert_eq!(size_of::<ResourceSet<'static>>(), size_of::<Guard<'static>>());
+        assert_eq!(
+            size_of::<Guard<'static>>(),
+            size_of::<Entries<'static, LockFree>>()
+        );
+        assert_eq!(
+            size_of::<ResourceSet<'static>>(),
+            size_of::<Guard<'static>>()
+        );
     }
 }

@@ -1,20 +1,18 @@
 //! `paths`: every way a user takes a set, uncontended, one thread, k = 1, 4, 8 exclusive
-//! resources, on both engines (issue 9). Time per operation, acquire to release:
+//! resources, on both engines. Time per operation, acquire to release:
 //!
-//! - `one-liner`: `ResourceSet::new().exclusive(..)…wait()` then drop: a set built per use.
-//!   Its peer, `parking_lot sorted`, does what a careful user writes instead: the k locks
-//!   sorted by address (on the stack), then k write guards.
-//! - `one-liner owned`: the same with `wait_owned()`, which hands the set's handles to the
-//!   guard instead of cloning them.
-//! - `lock`: a prepared set, `lock()` then drop (the sync fast path).
-//! - `one-liner from_iter`: `ResourceSet::from_iter([(&r, Access::Exclusive), ..])` then
-//!   `wait_owned()` and drop: an owned set built in place (pushed, sorted once), its handles
-//!   handed to the guard.
-//! - `build from_iter`: building such a set alone.
-//! - `one-liner borrowed`: `BorrowedSet::new().exclusive(..)…wait()` then drop: the set and
-//!   its guard borrow the resources, so no handle is cloned.
-//! - `build borrowed`: building such a set alone (it sorts its entries at the request).
+//! - `one-liner`: `ResourceSet::new().exclusive(..)…wait()` then drop: a set built where it
+//!   is used (by the by-value builder, in a loop over the k resources), its guard borrowing
+//!   the resources. Its peer, `parking_lot sorted`, does what a careful user writes instead:
+//!   the k locks sorted by address (on the stack), then k write guards.
+//! - `one-liner from_iter`: the same set built by `ResourceSet::from_iter([(&r, mode), ..])`.
+//! - `one-liner into_owned`: the one-liner whose guard is made owned
+//!   (`wait()?.into_owned()`), as one that moves to another thread must be.
 //! - `build`: building the set alone (and dropping it), no locking.
+//! - `lock`: a prepared set, `lock()` then drop (the guard borrows the set).
+//! - `wait`: a prepared set, `wait()` then drop (the guard copies the set's entries).
+//! - `owned wait`: a prepared owned set (`into_owned()`), `wait()` then drop: a guard that
+//!   owns handles of its resources (a reference count each way per resource).
 //! - `on_grant direct`: a prepared set, `on_grant(Dispatch::Direct, ..)`; the callback drops
 //!   its guard, then the `Pending` is dropped.
 //! - `acquire`: a prepared set, `acquire()` polled once with a no-op waker (uncontended it is
@@ -28,7 +26,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
-use kds::generic::{BorrowedSet, Guard, Resource, ResourceSet};
+use kds::generic::{Guard, Resource, ResourceSet};
 use kds::{Access, Dispatch, Engine};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -51,34 +49,15 @@ fn one_engine<E: Engine>(g: &mut BenchmarkGroup<WallTime>) {
         g.bench_function(BenchmarkId::new(E::NAME, format!("one-liner k={k}")), |b| {
             b.iter(|| drop(black_box(build().wait().unwrap())))
         });
-        g.bench_function(
-            BenchmarkId::new(E::NAME, format!("one-liner owned k={k}")),
-            |b| b.iter(|| drop(black_box(build().wait_owned().unwrap()))),
-        );
         let build_from_iter =
             || ResourceSet::<E>::from_iter(res.iter().map(|r| (r, Access::Exclusive)));
         g.bench_function(
             BenchmarkId::new(E::NAME, format!("one-liner from_iter k={k}")),
-            |b| b.iter(|| drop(black_box(build_from_iter().wait_owned().unwrap()))),
+            |b| b.iter(|| drop(black_box(build_from_iter().wait().unwrap()))),
         );
         g.bench_function(
-            BenchmarkId::new(E::NAME, format!("build from_iter k={k}")),
-            |b| b.iter(|| drop(black_box(build_from_iter()))),
-        );
-        let build_borrowed = || {
-            let mut set = BorrowedSet::<E>::new();
-            for r in &res {
-                set.exclusive(r);
-            }
-            set
-        };
-        g.bench_function(
-            BenchmarkId::new(E::NAME, format!("one-liner borrowed k={k}")),
-            |b| b.iter(|| drop(black_box(build_borrowed().wait().unwrap()))),
-        );
-        g.bench_function(
-            BenchmarkId::new(E::NAME, format!("build borrowed k={k}")),
-            |b| b.iter(|| drop(black_box(build_borrowed()))),
+            BenchmarkId::new(E::NAME, format!("one-liner into_owned k={k}")),
+            |b| b.iter(|| drop(black_box(build().wait().unwrap().into_owned()))),
         );
         g.bench_function(BenchmarkId::new(E::NAME, format!("build k={k}")), |b| {
             b.iter(|| drop(black_box(build())))
@@ -87,6 +66,14 @@ fn one_engine<E: Engine>(g: &mut BenchmarkGroup<WallTime>) {
         g.bench_function(BenchmarkId::new(E::NAME, format!("lock k={k}")), |b| {
             b.iter(|| drop(black_box(set.lock().unwrap())))
         });
+        g.bench_function(BenchmarkId::new(E::NAME, format!("wait k={k}")), |b| {
+            b.iter(|| drop(black_box(set.wait().unwrap())))
+        });
+        let owned = build().into_owned();
+        g.bench_function(
+            BenchmarkId::new(E::NAME, format!("owned wait k={k}")),
+            |b| b.iter(|| drop(black_box(owned.wait().unwrap()))),
+        );
         g.bench_function(
             BenchmarkId::new(E::NAME, format!("on_grant direct k={k}")),
             |b| {
@@ -122,9 +109,9 @@ impl std::task::Wake for Noop {
 }
 
 /// Guards of granted sets, in grant order (direct callbacks push here).
-type Holders<E> = Arc<Mutex<VecDeque<Guard<E>>>>;
+type Holders<E> = Arc<Mutex<VecDeque<Guard<'static, E>>>>;
 
-fn enqueue<E: Engine>(set: &ResourceSet<E>, holders: &Holders<E>) -> kds::generic::Pending<E> {
+fn enqueue<E: Engine>(set: &ResourceSet<'_, E>, holders: &Holders<E>) -> kds::generic::Pending<E> {
     let holders = holders.clone();
     set.on_grant(Dispatch::Direct, move |g| {
         holders.lock().unwrap().push_back(g)

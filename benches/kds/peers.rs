@@ -32,18 +32,23 @@ pub struct Kds<E>(std::marker::PhantomData<E>);
 impl<E: Engine> Peer for Kds<E> {
     const NAME: &'static str = E::NAME;
     type Res = Resource<E>;
-    type Set = ResourceSet<E>;
+    /// Owned (`into_owned`), as the peers' sorted lists own their locks; `lock()` borrows it
+    /// and takes no reference count.
+    type Set = ResourceSet<'static, E>;
     fn resource() -> Self::Res {
         Resource::new()
     }
     fn set(entries: &[(&Self::Res, bool)]) -> Self::Set {
-        entries.iter().fold(ResourceSet::new(), |s, &(r, x)| {
-            if x {
-                s.exclusive(r)
-            } else {
-                s.shared(r)
-            }
-        })
+        entries
+            .iter()
+            .fold(ResourceSet::new(), |s, &(r, x)| {
+                if x {
+                    s.exclusive(r)
+                } else {
+                    s.shared(r)
+                }
+            })
+            .into_owned()
     }
     /// `lock()`: kds's scoped guard (no reference counts on the fast path), as the RwLock
     /// peers use theirs.

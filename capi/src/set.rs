@@ -61,7 +61,7 @@ pub struct kds_resource_set {
     state: AtomicU8,
     /// The held set. Sync: from birth. Async: written by G before `RUNNING`; then taken by
     /// whichever of G and R the state word names.
-    guard: UnsafeCell<Option<kds::Guard>>,
+    guard: UnsafeCell<Option<kds::Guard<'static>>>,
     /// Async only: written by A before `PENDING_READY`; then taken by whichever of A and R
     /// the state word names (or dropped with the set).
     pending: UnsafeCell<Option<kds::Pending>>,
@@ -77,12 +77,12 @@ unsafe impl Sync for kds_resource_set {}
 
 const _: () = {
     const fn send<T: Send>() {}
-    send::<kds::Guard>();
+    send::<kds::Guard<'static>>();
     send::<kds::Pending>();
 };
 
 impl kds_resource_set {
-    fn new_sync(guard: kds::Guard) -> Self {
+    fn new_sync(guard: kds::Guard<'static>) -> Self {
         kds_resource_set {
             state: AtomicU8::new(SYNC),
             guard: UnsafeCell::new(Some(guard)),
@@ -99,18 +99,19 @@ impl kds_resource_set {
     }
 }
 
-/// Reads the C arguments of a request into a `kds::ResourceSet`.
+/// Reads the C arguments of a request into a `kds::ResourceSet` that borrows the handles in
+/// the C structs for `'a` (the call: a guard that outlives it is made owned).
 ///
 /// # Safety
 ///
 /// If `n > 0`: `bitmap` is NULL or readable for `ceil(n / BITS_PER_LONG)` words, `list` is
 /// NULL or readable for `n` pointers, each NULL or a `struct kds_resource` as
-/// [`resource::handle`] requires.
-unsafe fn build_set(
+/// [`resource::handle`] requires, for all of `'a`.
+unsafe fn build_set<'a>(
     n: c_int,
     bitmap: *const c_ulong,
     list: *const *mut kds_resource,
-) -> Result<kds::ResourceSet, c_int> {
+) -> Result<kds::ResourceSet<'a>, c_int> {
     let n = usize::try_from(n).map_err(|_| EINVAL)?;
     if n > kds::MAX_SET_LEN {
         return Err(EINVAL);
@@ -152,7 +153,7 @@ unsafe fn slot<'a>(pprset: *mut *mut kds_resource_set) -> &'a AtomicPtr<kds_reso
 /// G: runs when kds grants an async set (once; see the module docs).
 fn on_granted(
     set: Arc<kds_resource_set>,
-    guard: kds::Guard,
+    guard: kds::Guard<'static>,
     user_cb: unsafe extern "C" fn(*mut c_void, *mut c_void),
     p1: CPtr,
     p2: CPtr,
@@ -316,7 +317,11 @@ pub unsafe extern "C" fn kds_waitall(
             r
         });
         match outcome {
-            Ok(guard) => Arc::into_raw(Arc::new(kds_resource_set::new_sync(guard))) as *mut _,
+            // Owned: the C caller may terminate a resource while the set holds it.
+            Ok(guard) => {
+                let set = kds_resource_set::new_sync(guard.into_owned());
+                Arc::into_raw(Arc::new(set)) as *mut _
+            }
             Err(kds::Error::Timeout) => std::ptr::null_mut(),
             Err(kds::Error::Interrupted) => err_ptr(EINTR),
             Err(e) => err_ptr(errno_of(e)),

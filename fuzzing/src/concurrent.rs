@@ -20,11 +20,11 @@
 
 use crate::differential::Policy;
 use crate::support::{merged_modes, Shadow};
+use arbitrary::Arbitrary;
 use kds::generic::{Guard, Resource, ResourceSet};
 use kds::harness::WeakResource;
 use kds::reference::Reference;
 use kds::{Access, Dispatch, Engine, Error, Interrupt, LockFree, Locked, Worker};
-use arbitrary::Arbitrary;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -256,10 +256,12 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
             Err(e) => sh.violation(format!("lock() returned {e}")),
         },
         ConcHow::OneLiner => {
-            let one_liner = entries.iter().fold(ResourceSet::<E>::new(), |set, &(r, x)| {
-                let access = if x { Access::Exclusive } else { Access::Shared };
-                set.access(&sh.resources[r], access)
-            });
+            let one_liner = entries
+                .iter()
+                .fold(ResourceSet::<E>::new(), |set, &(r, x)| {
+                    let access = if x { Access::Exclusive } else { Access::Shared };
+                    set.access(&sh.resources[r], access)
+                });
             let timed = hold % 2 == 1;
             let result = if timed {
                 one_liner.wait_timeout(Duration::from_micros(hold.into()))

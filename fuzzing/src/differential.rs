@@ -9,11 +9,11 @@
 //! dispatch and real blocking are the [`concurrent`](super::concurrent) check's business.
 
 use crate::model::{Model, Status};
+use arbitrary::Arbitrary;
 use kds::generic::{Acquire, Guard, Pending, Resource, ResourceSet};
 use kds::harness::WeakResource;
 use kds::reference::Reference;
 use kds::{Access, Dispatch, Engine, Error, Interrupt, LockFree, Locked};
-use arbitrary::Arbitrary;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -759,7 +759,10 @@ impl<E: Engine> Side<E> {
         expected: &Outcome,
     ) -> Result<(Handle<E>, Outcome), String> {
         let acquired = |r: Result<Guard<'_, E>, Error>| match r {
-            Ok(g) => (Handle::Sync(Some(g.into_owned())), Outcome::Acquired(Ok(()))),
+            Ok(g) => (
+                Handle::Sync(Some(g.into_owned())),
+                Outcome::Acquired(Ok(())),
+            ),
             Err(e) => (Handle::Sync(None), Outcome::Acquired(Err(e))),
         };
         Ok(match how {

@@ -46,7 +46,7 @@ fn differential_generated_inputs() {
     let mut gen = Rng::new(seed);
     let mut total = Coverage::default();
     for case in 0..cases(2000) {
-        let len = 16 + (gen.next() % 1500) as usize;
+        let len = 16 + (gen.next_u64() % 1500) as usize;
         let input = gen.bytes(len);
         eprintln!("differential case {case} (seed {seed:#x})");
         total += differential_bytes(&input);
@@ -73,7 +73,7 @@ fn concurrent_generated_inputs() {
     let seed = env("KDS_FUZZ_SEED", 0x6b64_735f_636f_6e63);
     let mut gen = Rng::new(seed);
     for case in 0..cases(150) {
-        let len = 16 + (gen.next() % 600) as usize;
+        let len = 16 + (gen.next_u64() % 600) as usize;
         let input = gen.bytes(len);
         eprintln!("concurrent case {case} (seed {seed:#x})");
         concurrent_bytes(&input);

@@ -160,13 +160,14 @@ fn kds_mode<E: Engine>(
             }
         },
     };
-    let render_sets: Vec<ResourceSet<E>> = resources
+    // Kept for the whole run and moved to the renderer thread: owned sets.
+    let render_sets: Vec<ResourceSet<'static, E>> = resources
         .iter()
-        .map(|r| ResourceSet::new().exclusive(r))
+        .map(|r| ResourceSet::new().exclusive(r).into_owned())
         .collect();
-    let display_sets: Vec<ResourceSet<E>> = resources
+    let display_sets: Vec<ResourceSet<'static, E>> = resources
         .iter()
-        .map(|r| ResourceSet::new().shared(r))
+        .map(|r| ResourceSet::new().shared(r).into_owned())
         .collect();
     let (frames, watchdog) = (settings.frames, settings.watchdog);
     let scan2 = scan.clone();

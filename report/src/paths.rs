@@ -1,8 +1,10 @@
-//! The report's "paths" section (issue 9): every way a user takes a set, from the `paths`
-//! group of `benches/kds/paths.rs`, and the issue's targets for them.
+//! The report's "paths" section: every way a user takes a set, from the `paths` group of
+//! `benches/kds/paths.rs`, the instruction counts of `benches/instructions.sh` when the run
+//! made them (`target/kds-bench/instructions.txt`), and the targets of issues 9 and 17.
 
 use super::{ns, ratio, verdict, x, Data};
 use std::fmt::Write;
+use std::path::Path;
 
 const KS: [usize; 3] = [1, 4, 8];
 const QUEUED: [usize; 2] = [10, 1000];
@@ -10,23 +12,37 @@ const LF: &str = "lock-free";
 const REF: &str = "reference";
 const PL: &str = "parking_lot RwLock";
 
-/// Writes the section into `md` and the issue 9 target rows into `targets`.
-pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Result {
+/// The callgrind counts `benches/instructions.sh` wrote: probe name -> instructions per
+/// operation.
+fn instructions(target: &Path) -> Vec<(String, f64)> {
+    let Ok(text) = std::fs::read_to_string(target.join("kds-bench/instructions.txt")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Writes the section into `md` and the target rows of issues 9 and 17 into `targets`.
+pub fn section(d: &Data, target: &Path, md: &mut String, targets: &mut String) -> std::fmt::Result {
     let t = |engine: &str, what: &str| d.per_iter("paths", engine, what);
-    writeln!(md, "## 7. Every path a user takes (issue 9)\n")?;
+    writeln!(md, "## 7. Every path a user takes (issues 9 and 17)\n")?;
     writeln!(
         md,
         "One thread, k fresh exclusive resources, uncontended; time per operation, acquire \
-         to release. `one-liner`: `ResourceSet::new().exclusive(..)…wait()` and drop (its \
-         parking_lot peer sorts the k locks by address per use, then takes the write \
-         guards); `one-liner owned`: the same ending in `wait_owned()`; `one-liner from_iter`: \
-         `ResourceSet::from_iter([(&r, Access::Exclusive), ..]).wait_owned()`, an owned set \
-         built in place; `build from_iter`: building that set alone; `one-liner borrowed`: \
-         `BorrowedSet::new().exclusive(..)…wait()`, a set and guard that borrow the resources \
-         (it sorts its entries at the request); `build borrowed`: building that set alone; `lock`: a prepared set's `lock()`; `build`: building the set alone; \
-         `on_grant direct`: a prepared set's `on_grant(Dispatch::Direct, ..)`, the callback \
-         dropping its guard; `acquire`: `acquire()` polled once with a no-op waker (the \
-         future minus the executor).\n"
+         to release. `one-liner`: `ResourceSet::new().exclusive(..)…wait()` and drop, the set \
+         built where it is used, its guard borrowing the resources (its parking_lot peer \
+         sorts the k locks by address per use, then takes the write guards); `one-liner \
+         from_iter`: the same set built by `ResourceSet::from_iter([(&r, mode), ..])`; \
+         `one-liner into_owned`: the one-liner's guard made owned (`wait()?.into_owned()`); \
+         `build`: building the set alone; `lock`: a prepared set's `lock()`; `wait`: a \
+         prepared set's `wait()`; `owned wait`: a prepared owned set's `wait()` (a guard \
+         owning handles); `on_grant direct`: a prepared set's `on_grant(Dispatch::Direct, \
+         ..)`, the callback dropping its guard; `acquire`: `acquire()` polled once with a \
+         no-op waker (the future minus the executor).\n"
     )?;
     writeln!(
         md,
@@ -35,13 +51,12 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
     writeln!(md, "|---|---|---|---|---|---|---|---|")?;
     for path in [
         "one-liner",
-        "one-liner owned",
         "one-liner from_iter",
-        "one-liner borrowed",
+        "one-liner into_owned",
         "build",
-        "build from_iter",
-        "build borrowed",
         "lock",
+        "wait",
+        "owned wait",
         "on_grant direct",
         "acquire",
     ] {
@@ -91,7 +106,76 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
     }
     writeln!(md)?;
 
-    // Targets 1 to 3 of issue 9.
+    let counts = instructions(target);
+    let count = |probe: &str| counts.iter().find(|(p, _)| p == probe).map(|&(_, n)| n);
+    if !counts.is_empty() {
+        writeln!(
+            md,
+            "Instructions per operation, the same paths under callgrind (`bash \
+             benches/instructions.sh`; counts do not move with the machine's noise). `idiom`: \
+             the one-liner written out, `ResourceSet::new().exclusive(&a)…wait()` and drop; \
+             `fold`: the same built in a loop; `lock`, `wait`: a prepared set; sorted \
+             `parking_lot`: as above.\n"
+        )?;
+        writeln!(
+            md,
+            "| path | k | lock-free | reference | idiom / `lock` (lock-free) |"
+        )?;
+        writeln!(md, "|---|---|---|---|---|")?;
+        for path in ["idiom", "fold", "lock", "wait", "on_grant", "acquire"] {
+            for k in KS {
+                let lf = count(&format!("lock-free/{path}-{k}"));
+                let lock = count(&format!("lock-free/lock-{k}"));
+                writeln!(
+                    md,
+                    "| {path} | {k} | {} | {} | {} |",
+                    lf.map_or("–".into(), |n| format!("{n:.0}")),
+                    count(&format!("reference/{path}-{k}"))
+                        .map_or("–".into(), |n| format!("{n:.0}")),
+                    if path == "idiom" {
+                        x(ratio(lf, lock))
+                    } else {
+                        "–".into()
+                    },
+                )?;
+            }
+        }
+        for k in KS {
+            writeln!(
+                md,
+                "| sorted parking_lot | {k} | {} | | |",
+                count(&format!("parking_lot/sorted-{k}"))
+                    .map_or("–".into(), |n| format!("{n:.0}"))
+            )?;
+        }
+        writeln!(md)?;
+    }
+
+    // Issue 17: the one-liner is the fast path.
+    for k in KS {
+        let what = format!("one-liner k={k}");
+        if let Some(r) = ratio(t(LF, &what), t(PL, &what)) {
+            writeln!(
+                targets,
+                "| one-liner k={k}: ≤ 1.5 × sorted parking_lot | {r:.2}× | {} |",
+                verdict(r <= 1.5)
+            )?;
+        }
+        let (idiom, lock) = (
+            count(&format!("lock-free/idiom-{k}")),
+            count(&format!("lock-free/lock-{k}")),
+        );
+        if let Some(r) = ratio(idiom, lock) {
+            writeln!(
+                targets,
+                "| one-liner k={k}: ≤ 2 × `lock()`'s instructions | {:.0} vs {:.0}: {r:.2}× | {} |",
+                idiom.unwrap_or(0.0),
+                lock.unwrap_or(0.0),
+                verdict(r <= 2.0)
+            )?;
+        }
+    }
+    // Issue 9: the async paths against the reference and the prepared `lock()`.
     for path in ["on_grant direct", "acquire"] {
         for k in KS {
             let what = format!("{path} k={k}");
@@ -108,51 +192,6 @@ pub fn section(d: &Data, md: &mut String, targets: &mut String) -> std::fmt::Res
                     targets,
                     "| {path} k={k}: ≤ 3 × the prepared `lock()` | {r:.2}× | {} |",
                     verdict(r <= 3.0)
-                )?;
-            }
-        }
-    }
-    for k in KS {
-        let one = t(LF, &format!("one-liner k={k}"));
-        let pl = t(PL, &format!("one-liner k={k}"));
-        for (how, v) in [
-            ("wait", one),
-            ("wait_owned", t(LF, &format!("one-liner owned k={k}"))),
-            (
-                "from_iter(..).wait_owned",
-                t(LF, &format!("one-liner from_iter k={k}")),
-            ),
-            (
-                "BorrowedSet::wait",
-                t(LF, &format!("one-liner borrowed k={k}")),
-            ),
-        ] {
-            if let Some(r) = ratio(v, pl) {
-                writeln!(
-                    targets,
-                    "| one-liner k={k} (`{how}`): ≤ 2 × sorted parking_lot | {r:.2}× | {} |",
-                    verdict(r <= 2.0)
-                )?;
-            }
-        }
-        for (how, build, whole) in [
-            ("ResourceSet", "build", "one-liner"),
-            (
-                "ResourceSet` by `from_iter",
-                "build from_iter",
-                "one-liner from_iter",
-            ),
-            ("BorrowedSet", "build borrowed", "one-liner borrowed"),
-        ] {
-            let build = t(LF, &format!("{build} k={k}"));
-            if let (Some(b), Some(o)) = (build, t(LF, &format!("{whole} k={k}"))) {
-                let take = o - b;
-                writeln!(
-                    targets,
-                    "| one-liner k={k}: building a `{how}` costs less than taking it | build {} vs wait + drop {} | {} |",
-                    ns(Some(b)),
-                    ns(Some(take)),
-                    verdict(b < take)
                 )?;
             }
         }

@@ -119,7 +119,7 @@ impl<'a, C> Entry<'a, C> {
 
     /// A new strong count of the resource, as an `Arc`.
     #[inline]
-    pub(crate) fn to_arc(&self) -> Arc<C> {
+    pub(crate) fn to_arc(self) -> Arc<C> {
         // SAFETY: by the type's invariant `ptr()` is an `Arc::as_ptr` pointer of an allocation
         // with a strong count held for `'a`, which this borrow is within: adding one and
         // taking it as an `Arc` is sound (the new count is the returned `Arc`'s).

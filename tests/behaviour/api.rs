@@ -43,6 +43,19 @@ fn errors_display_and_are_std_errors() {
     let _: &dyn std::error::Error = &all[0];
 }
 
+/// A worker name a thread cannot have is refused with `Error::Spawn`, not a panic.
+#[test]
+fn worker_name_with_a_nul_byte_is_refused() {
+    assert_eq!(
+        kds::Worker::spawn("bad\0name").unwrap_err(),
+        Error::Spawn(std::io::ErrorKind::InvalidInput)
+    );
+    assert!(
+        kds::Worker::spawn("").is_ok(),
+        "an empty name is a valid thread name"
+    );
+}
+
 /// Lock-free engine, long queues: waiters that give up while a holder keeps the resource do
 /// not pile up in its queue (each cancel unlinks its own link); everyone left is granted once
 /// the holder releases.
@@ -73,7 +86,9 @@ fn lockfree_cancelled_waiters_do_not_pile_up_behind_a_holder() {
         .collect();
     // Waiters time out at the tail, over and over, while the holder holds.
     for _ in 0..n {
-        let late = ResourceSet::new().exclusive(&r).wait_timeout(Duration::ZERO);
+        let late = ResourceSet::new()
+            .exclusive(&r)
+            .wait_timeout(Duration::ZERO);
         assert_eq!(late.unwrap_err(), Error::Timeout);
     }
     let mut waiting = waiting;

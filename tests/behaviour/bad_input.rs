@@ -4,7 +4,10 @@ use crate::common::*;
 
 fn rule11_duplicate_resource_merges_exclusive_wins<E: Engine>() {
     let r = res::<E>(1);
-    let set = ResourceSet::new().shared(&r[0]).exclusive(&r[0]).shared(&r[0]);
+    let set = ResourceSet::new()
+        .shared(&r[0])
+        .exclusive(&r[0])
+        .shared(&r[0]);
     assert_eq!(set.len(), 1);
     let g = set.wait().unwrap(); // must not wait for itself
     let s = Slot::new(&ResourceSet::new().shared(&r[0]));
@@ -12,7 +15,9 @@ fn rule11_duplicate_resource_merges_exclusive_wins<E: Engine>() {
     drop(g);
     assert!(s.granted());
     s.release();
-    let both = ResourceSet::new().shared(&r[0]).access(&r[0], Access::Shared);
+    let both = ResourceSet::new()
+        .shared(&r[0])
+        .access(&r[0], Access::Shared);
     assert_eq!(both.len(), 1);
 }
 
@@ -77,7 +82,10 @@ fn rule11_too_large_a_set_is_refused_with_bad_set<E: Engine>() {
     assert!(matches!(set.wait(), Err(Error::BadSet(_))));
     assert!(matches!(set.try_acquire(), Err(Error::BadSet(_))));
     assert!(matches!(Slot::try_new(&set).err(), Some(Error::BadSet(_))));
-    assert!(matches!(futures_executor::block_on(set.acquire()), Err(Error::BadSet(_))));
+    assert!(matches!(
+        futures_executor::block_on(set.acquire()),
+        Err(Error::BadSet(_))
+    ));
     // Nothing was queued.
     assert!(is_free(&r[0]) && is_free(&r[kds::MAX_SET_LEN]));
 }

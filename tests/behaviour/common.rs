@@ -58,7 +58,12 @@ impl<E: Engine> Slot<E> {
     }
 
     pub fn release(&self) {
-        let guard = self.guard.lock().unwrap().take().expect("release of a set not granted");
+        let guard = self
+            .guard
+            .lock()
+            .unwrap()
+            .take()
+            .expect("release of a set not granted");
         drop(guard);
     }
 
@@ -92,4 +97,3 @@ impl Drop for PanicOnDrop {
 impl std::task::Wake for PanicOnDrop {
     fn wake(self: Arc<Self>) {}
 }
-

@@ -27,7 +27,11 @@ fn rule1_crossing_sets_on_threads_never_deadlock<E: Engine>() {
         .map(|t| {
             let r = r.clone();
             thread::spawn(move || {
-                let (a, b) = if t == 0 { (&r[0], &r[1]) } else { (&r[1], &r[0]) };
+                let (a, b) = if t == 0 {
+                    (&r[0], &r[1])
+                } else {
+                    (&r[1], &r[0])
+                };
                 for _ in 0..rounds {
                     let g = ResourceSet::new().exclusive(a).exclusive(b).wait().unwrap();
                     drop(g);

@@ -17,7 +17,10 @@ fn rule5_cancel_after_grant_reports_too_late<E: Engine>() {
     let mut w = Slot::new(&ResourceSet::new().exclusive(&r[0]));
     assert!(w.granted());
     assert!(!w.cancel());
-    assert!(!is_free(&r[0]), "a too-late cancel must not release the set");
+    assert!(
+        !is_free(&r[0]),
+        "a too-late cancel must not release the set"
+    );
     w.release();
     assert!(is_free(&r[0]));
 }
@@ -26,7 +29,11 @@ fn rule5_grant_racing_cancel_is_exactly_once<E: Engine>() {
     let rounds = if cfg!(miri) { 10 } else { 3000 };
     for _ in 0..rounds {
         let r = res::<E>(1);
-        let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap().into_owned();
+        let hold = ResourceSet::new()
+            .exclusive(&r[0])
+            .wait()
+            .unwrap()
+            .into_owned();
         let ran = Arc::new(AtomicUsize::new(0));
         let ran2 = ran.clone();
         let p = ResourceSet::new()
@@ -39,7 +46,11 @@ fn rule5_grant_racing_cancel_is_exactly_once<E: Engine>() {
         let t = thread::spawn(move || drop(hold));
         let cancelled = p.cancel();
         t.join().unwrap();
-        assert_eq!(ran.load(SeqCst), usize::from(!cancelled), "cancel={cancelled}");
+        assert_eq!(
+            ran.load(SeqCst),
+            usize::from(!cancelled),
+            "cancel={cancelled}"
+        );
         assert!(is_free(&r[0]));
     }
 }

@@ -7,20 +7,34 @@ use crate::common::*;
 /// release hands the resource on in FIFO order.
 fn sync_holder_then_queued_sets_fifo<E: Engine>() {
     let r = res::<E>(2);
-    let held = ResourceSet::new().exclusive(&r[0]).shared(&r[1]).wait().unwrap();
+    let held = ResourceSet::new()
+        .exclusive(&r[0])
+        .shared(&r[1])
+        .wait()
+        .unwrap();
     let reader = Slot::new(&ResourceSet::new().shared(&r[1]));
     assert!(reader.granted(), "shared beside a shared holder");
     let writer = Slot::new(&ResourceSet::new().exclusive(&r[0]));
     let second = Slot::new(&ResourceSet::new().shared(&r[0]));
     assert!(!writer.granted() && !second.granted());
-    let fail = ResourceSet::new().shared(&r[0]).locked(Locked::Fail).on_grant(Dispatch::Direct, |_| {});
-    assert_eq!(fail.unwrap_err(), Error::Busy, "a sync holder makes its resource sync-locked");
+    let fail = ResourceSet::new()
+        .shared(&r[0])
+        .locked(Locked::Fail)
+        .on_grant(Dispatch::Direct, |_| {});
+    assert_eq!(
+        fail.unwrap_err(),
+        Error::Busy,
+        "a sync holder makes its resource sync-locked"
+    );
     assert_eq!(
         ResourceSet::new().shared(&r[0]).try_acquire().unwrap_err(),
         Error::WouldBlock
     );
     drop(held);
-    assert!(writer.granted() && !second.granted(), "FIFO: the writer first");
+    assert!(
+        writer.granted() && !second.granted(),
+        "FIFO: the writer first"
+    );
     writer.release();
     assert!(second.granted());
     second.release();
@@ -43,7 +57,11 @@ fn lock_is_a_scoped_guard_on_either_path<E: Engine>() {
     }
     assert!(is_free(&r[0]) && is_free(&r[1]));
     // Queued way: another thread holds r[0] and lets go later.
-    let holder = ResourceSet::new().exclusive(&r[0]).wait().unwrap().into_owned();
+    let holder = ResourceSet::new()
+        .exclusive(&r[0])
+        .wait()
+        .unwrap()
+        .into_owned();
     let released = Arc::new(AtomicBool::new(false));
     let t = {
         let released = released.clone();
@@ -54,7 +72,10 @@ fn lock_is_a_scoped_guard_on_either_path<E: Engine>() {
         })
     };
     let held = set.lock().unwrap();
-    assert!(released.load(SeqCst), "lock() returned while the set was held");
+    assert!(
+        released.load(SeqCst),
+        "lock() returned while the set was held"
+    );
     assert!(!is_free(&r[0]));
     held.release();
     t.join().unwrap();

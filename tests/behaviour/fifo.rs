@@ -68,9 +68,18 @@ fn rule4_long_queue_with_cancels_keeps_fifo<E: Engine>() {
     while !waiting.is_empty() {
         // The head of the queue: one exclusive set, or the run of shared sets up to the next
         // exclusive one.
-        let run = if waiting[0].0 { 1 } else { waiting.iter().take_while(|(x, _)| !x).count() };
+        let run = if waiting[0].0 {
+            1
+        } else {
+            waiting.iter().take_while(|(x, _)| !x).count()
+        };
         for (i, (_, slot)) in waiting.iter().enumerate() {
-            assert_eq!(slot.granted(), i < run, "set {i} of {} in the queue", waiting.len());
+            assert_eq!(
+                slot.granted(),
+                i < run,
+                "set {i} of {} in the queue",
+                waiting.len()
+            );
         }
         for (_, slot) in waiting.drain(..run) {
             slot.release();

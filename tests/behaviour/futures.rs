@@ -4,7 +4,11 @@ use crate::common::*;
 
 fn future_resolves_after_release_on_another_thread<E: Engine>() {
     let r = res::<E>(1);
-    let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap().into_owned();
+    let hold = ResourceSet::new()
+        .exclusive(&r[0])
+        .wait()
+        .unwrap()
+        .into_owned();
     let set = ResourceSet::new().exclusive(&r[0]);
     let t = thread::spawn(move || {
         thread::sleep(Duration::from_millis(10));
@@ -50,7 +54,10 @@ fn dropping_a_future_granted_but_not_polled_releases<E: Engine>() {
     hold.release(); // grants the future's set; nobody polls it
     assert!(!is_free(&r[0]));
     drop(fut);
-    assert!(is_free(&r[0]), "a granted, dropped future must release its set");
+    assert!(
+        is_free(&r[0]),
+        "a granted, dropped future must release its set"
+    );
 }
 
 /// The current task's waker (a no-op outside an executor).

@@ -40,7 +40,11 @@ fn cancelled_or_refused_callback_closure_is_dropped_at_once<E: Engine>() {
         .unwrap();
     assert_eq!(Arc::strong_count(&captured), 2);
     assert!(pending.cancel());
-    assert_eq!(Arc::strong_count(&captured), 1, "cancelled closure kept alive");
+    assert_eq!(
+        Arc::strong_count(&captured),
+        1,
+        "cancelled closure kept alive"
+    );
     // Refused by Locked::Fail: the closure goes at once too.
     let (c, handle) = (captured.clone(), r.clone());
     let refused = ResourceSet::new()
@@ -48,7 +52,11 @@ fn cancelled_or_refused_callback_closure_is_dropped_at_once<E: Engine>() {
         .locked(Locked::Fail)
         .on_grant(Dispatch::Direct, move |_g| drop((c, handle)));
     assert_eq!(refused.unwrap_err(), Error::Busy);
-    assert_eq!(Arc::strong_count(&captured), 1, "refused closure kept alive");
+    assert_eq!(
+        Arc::strong_count(&captured),
+        1,
+        "refused closure kept alive"
+    );
     drop(held);
     assert!(is_free(&r));
 }
@@ -79,7 +87,12 @@ fn a_future_drops_a_waker_that_holds_its_resource_on_every_path<E: Engine>() {
         DroppedQueued,
         DroppedGranted,
     }
-    for end in [End::FirstPoll, End::AfterWake, End::DroppedQueued, End::DroppedGranted] {
+    for end in [
+        End::FirstPoll,
+        End::AfterWake,
+        End::DroppedQueued,
+        End::DroppedGranted,
+    ] {
         for k in [1, 2] {
             let alive = Arc::new(());
             {
@@ -118,7 +131,11 @@ fn a_future_drops_a_waker_that_holds_its_resource_on_every_path<E: Engine>() {
                 }
                 assert!(r.iter().all(is_free));
             }
-            assert_eq!(Arc::strong_count(&alive), 1, "{end:?}, k = {k}: the waker was kept");
+            assert_eq!(
+                Arc::strong_count(&alive),
+                1,
+                "{end:?}, k = {k}: the waker was kept"
+            );
         }
     }
 }
@@ -149,7 +166,9 @@ fn a_worker_thread_ends_once_its_handles_are_gone<E: Engine>() {
             ran_tx.send(()).unwrap();
         })
         .unwrap();
-    ran_rx.recv_timeout(Duration::from_secs(10)).expect("callback never ran");
+    ran_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("callback never ran");
     drop((pending, w));
     exit_rx
         .recv_timeout(Duration::from_secs(10))
@@ -171,7 +190,10 @@ fn a_panicking_drop_of_withdrawn_client_data_loses_no_grant<E: Engine>() {
         let mut cancel: Box<dyn FnOnce()> = if via_future {
             let mut fut = Box::pin(exclusive.acquire());
             let waker = Waker::from(Arc::new(PanicOnDrop));
-            assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            assert!(fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
             drop(waker); // the request now holds the only copy
             Box::new(move || drop(fut))
         } else {
@@ -183,9 +205,15 @@ fn a_panicking_drop_of_withdrawn_client_data_loses_no_grant<E: Engine>() {
         };
         let s2 = Slot::new(&ResourceSet::new().shared(&r[0]));
         assert!(!s2.granted());
-        let outcome = catch_unwind(AssertUnwindSafe(std::mem::replace(&mut cancel, Box::new(|| ()))));
+        let outcome = catch_unwind(AssertUnwindSafe(std::mem::replace(
+            &mut cancel,
+            Box::new(|| ()),
+        )));
         assert!(outcome.is_err(), "the client's panic reaches the caller");
-        assert!(s2.granted(), "future = {via_future}: the cancel's grant was not delivered");
+        assert!(
+            s2.granted(),
+            "future = {via_future}: the cancel's grant was not delivered"
+        );
         s1.release();
         s2.release();
         assert!(is_free(&r[0]));
@@ -208,11 +236,16 @@ fn a_future_whose_waker_panics_while_registering_still_cleans_up<E: Engine>() {
     let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
     let mut fut = Box::pin(ResourceSet::new().exclusive(&r[0]).acquire());
     let first = Waker::from(Arc::new(PanicOnDrop));
-    assert!(fut.as_mut().poll(&mut Context::from_waker(&first)).is_pending());
+    assert!(fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&first))
+        .is_pending());
     drop(first); // the future holds the only copy
     let second = Waker::from(Arc::new(Quiet));
     let polled = catch_unwind(AssertUnwindSafe(|| {
-        fut.as_mut().poll(&mut Context::from_waker(&second)).is_pending()
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&second))
+            .is_pending()
     }));
     assert!(polled.is_err(), "the waker's panic reaches the caller");
     drop(fut);

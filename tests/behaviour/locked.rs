@@ -5,7 +5,10 @@ use crate::common::*;
 fn rule8_fail_policy_is_busy_while_a_sync_set_holds<E: Engine>() {
     let r = res::<E>(2);
     let sync = ResourceSet::new().shared(&r[0]).wait().unwrap();
-    let set = ResourceSet::new().exclusive(&r[1]).shared(&r[0]).locked(Locked::Fail);
+    let set = ResourceSet::new()
+        .exclusive(&r[1])
+        .shared(&r[0])
+        .locked(Locked::Fail);
     assert_eq!(Slot::try_new(&set).err(), Some(Error::Busy));
     // Nothing was enqueued: r[1] is free.
     assert!(is_free(&r[1]));
@@ -86,11 +89,22 @@ fn rule8_wait_policy_waits_behind_sync_sets<E: Engine>() {
 fn rule8_ignore_policy_triggers_at_once_but_blocks_later_sets<E: Engine>() {
     let r = res::<E>(2);
     let sync = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
-    let ign = Slot::new(&ResourceSet::new().exclusive(&r[0]).shared(&r[1]).locked(Locked::Ignore));
-    assert!(ign.granted(), "Ignore must not wait for a sync-locked resource");
+    let ign = Slot::new(
+        &ResourceSet::new()
+            .exclusive(&r[0])
+            .shared(&r[1])
+            .locked(Locked::Ignore),
+    );
+    assert!(
+        ign.granted(),
+        "Ignore must not wait for a sync-locked resource"
+    );
     let later = Slot::new(&ResourceSet::new().shared(&r[0]));
     drop(sync);
-    assert!(!later.granted(), "a later set must wait behind the Ignore link");
+    assert!(
+        !later.granted(),
+        "a later set must wait behind the Ignore link"
+    );
     ign.release();
     assert!(later.granted());
     later.release();
@@ -101,7 +115,12 @@ fn rule8_ignore_policy_waits_on_resources_not_sync_locked<E: Engine>() {
     let r = res::<E>(2);
     let async_holder = Slot::new(&ResourceSet::new().exclusive(&r[1]));
     let sync = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
-    let ign = Slot::new(&ResourceSet::new().exclusive(&r[0]).exclusive(&r[1]).locked(Locked::Ignore));
+    let ign = Slot::new(
+        &ResourceSet::new()
+            .exclusive(&r[0])
+            .exclusive(&r[1])
+            .locked(Locked::Ignore),
+    );
     // r[0] is sync-locked (ignored), r[1] is held by an async set (waited for).
     assert!(!ign.granted());
     async_holder.release();

@@ -10,7 +10,10 @@ use crate::common::*;
 /// holds and sync-locks like any sync set's.
 fn a_set_built_where_it_is_used_holds_like_any<E: Engine>() {
     let r = res::<E>(3);
-    let mut set = ResourceSet::new().shared(&r[2]).shared(&r[1]).exclusive(&r[1]);
+    let mut set = ResourceSet::new()
+        .shared(&r[2])
+        .shared(&r[1])
+        .exclusive(&r[1]);
     for x in &r[..1] {
         set = set.shared(x);
     }
@@ -38,7 +41,9 @@ fn a_set_built_where_it_is_used_holds_like_any<E: Engine>() {
             drop(g2);
         });
         thread::sleep(Duration::from_millis(20));
-        let late = ResourceSet::new().exclusive(&r[1]).wait_timeout(Duration::from_millis(2));
+        let late = ResourceSet::new()
+            .exclusive(&r[1])
+            .wait_timeout(Duration::from_millis(2));
         assert_eq!(late.unwrap_err(), Error::Timeout);
         released.store(true, SeqCst);
         g.release();
@@ -80,7 +85,10 @@ fn a_set_past_its_inline_capacity<E: Engine>() {
 fn owned_sets_and_guards_keep_their_resources<E: Engine>() {
     let r = res::<E>(2);
     let probe = r[0].clone();
-    let owned = ResourceSet::new().exclusive(&r[0]).shared(&r[1]).into_owned();
+    let owned = ResourceSet::new()
+        .exclusive(&r[0])
+        .shared(&r[1])
+        .into_owned();
     let copy = owned.clone();
     let g = owned.wait().unwrap(); // a guard of an owned set: owns handles
     drop(owned);
@@ -122,7 +130,11 @@ fn owned_sets_and_guards_keep_their_resources<E: Engine>() {
 /// A queued grant's guard made owned is the same hold (the request owns its resources).
 fn a_queued_guard_made_owned_stays_held<E: Engine>() {
     let r = res::<E>(1);
-    let holder = ResourceSet::new().exclusive(&r[0]).wait().unwrap().into_owned();
+    let holder = ResourceSet::new()
+        .exclusive(&r[0])
+        .wait()
+        .unwrap()
+        .into_owned();
     let t = thread::spawn(move || {
         thread::sleep(Duration::from_millis(20));
         drop(holder);
@@ -139,7 +151,10 @@ fn a_queued_guard_made_owned_stays_held<E: Engine>() {
 /// the guard lives (a compile-time rule; here, the hold and the release).
 fn lock_on_an_owned_set_borrows_it<E: Engine>() {
     let r = res::<E>(2);
-    let owned = ResourceSet::new().exclusive(&r[0]).exclusive(&r[1]).into_owned();
+    let owned = ResourceSet::new()
+        .exclusive(&r[0])
+        .exclusive(&r[1])
+        .into_owned();
     for _ in 0..3 {
         let g = owned.lock().unwrap();
         assert!(!is_free(&r[0]) && !is_free(&r[1]));

@@ -21,7 +21,9 @@ fn rule7_wait_blocks_until_release_on_another_thread<E: Engine>() {
 fn rule7_timeout_cancels_and_leaves_nothing_queued<E: Engine>() {
     let r = res::<E>(1);
     let s = Slot::new(&ResourceSet::new().shared(&r[0]));
-    let err = ResourceSet::new().exclusive(&r[0]).wait_timeout(Duration::from_millis(5));
+    let err = ResourceSet::new()
+        .exclusive(&r[0])
+        .wait_timeout(Duration::from_millis(5));
     assert_eq!(err.unwrap_err(), Error::Timeout);
     // Were the timed-out exclusive link still queued, this shared set would wait behind it.
     let s2 = Slot::new(&ResourceSet::new().shared(&r[0]));
@@ -33,7 +35,10 @@ fn rule7_timeout_cancels_and_leaves_nothing_queued<E: Engine>() {
 
 fn rule7_zero_timeout_on_free_set_is_granted<E: Engine>() {
     let r = res::<E>(1);
-    let g = ResourceSet::new().exclusive(&r[0]).wait_timeout(Duration::ZERO).unwrap();
+    let g = ResourceSet::new()
+        .exclusive(&r[0])
+        .wait_timeout(Duration::ZERO)
+        .unwrap();
     drop(g);
 }
 
@@ -49,7 +54,10 @@ fn interrupted_from_another_thread<E: Engine>(timeout: Option<Duration>) {
     let int = Interrupt::new();
     let (r0, int2) = (r[0].clone(), int.clone());
     let t = thread::spawn(move || {
-        ResourceSet::new().exclusive(&r0).wait_interruptible(timeout, &int2).map(drop)
+        ResourceSet::new()
+            .exclusive(&r0)
+            .wait_interruptible(timeout, &int2)
+            .map(drop)
     });
     thread::sleep(Duration::from_millis(20));
     int.interrupt();
@@ -64,9 +72,16 @@ fn rule7_already_interrupted_wait_returns_at_once_unless_free<E: Engine>() {
     int.interrupt();
     assert!(int.is_interrupted());
     // Free: granted at once even though interrupted.
-    drop(ResourceSet::new().exclusive(&r[0]).wait_interruptible(None, &int).unwrap());
+    drop(
+        ResourceSet::new()
+            .exclusive(&r[0])
+            .wait_interruptible(None, &int)
+            .unwrap(),
+    );
     let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
-    let e = ResourceSet::new().exclusive(&r[0]).wait_interruptible(None, &int);
+    let e = ResourceSet::new()
+        .exclusive(&r[0])
+        .wait_interruptible(None, &int);
     assert_eq!(e.unwrap_err(), Error::Interrupted);
     int.clear();
     let e = ResourceSet::new()
@@ -111,9 +126,18 @@ fn rule7_timeouts_racing_grants_never_lose_a_set<E: Engine>() {
 fn try_acquire_would_block_leaves_nothing_queued<E: Engine>() {
     let r = res::<E>(1);
     let s = Slot::new(&ResourceSet::new().shared(&r[0]));
-    assert_eq!(ResourceSet::new().exclusive(&r[0]).try_acquire().unwrap_err(), Error::WouldBlock);
+    assert_eq!(
+        ResourceSet::new()
+            .exclusive(&r[0])
+            .try_acquire()
+            .unwrap_err(),
+        Error::WouldBlock
+    );
     let s2 = Slot::new(&ResourceSet::new().shared(&r[0]));
-    assert!(s2.granted(), "the refused exclusive link was left in the queue");
+    assert!(
+        s2.granted(),
+        "the refused exclusive link was left in the queue"
+    );
     let g = ResourceSet::new().shared(&r[0]).try_acquire().unwrap();
     drop(g);
     s.release();
@@ -135,12 +159,22 @@ fn timeouts_across_the_whole_duration_range<E: Engine>() {
     ];
     for t in long {
         drop(ResourceSet::new().exclusive(&r[0]).wait_timeout(t).unwrap());
-        drop(ResourceSet::new().exclusive(&r[0]).wait_interruptible(Some(t), &never).unwrap());
+        drop(
+            ResourceSet::new()
+                .exclusive(&r[0])
+                .wait_interruptible(Some(t), &never)
+                .unwrap(),
+        );
     }
     // Held: a wait with `Duration::MAX` is granted by the release ...
     let hold = ResourceSet::new().exclusive(&r[0]).wait().unwrap();
     let r0 = r[0].clone();
-    let t = thread::spawn(move || ResourceSet::new().exclusive(&r0).wait_timeout(Duration::MAX).map(drop));
+    let t = thread::spawn(move || {
+        ResourceSet::new()
+            .exclusive(&r0)
+            .wait_timeout(Duration::MAX)
+            .map(drop)
+    });
     thread::sleep(Duration::from_millis(20));
     drop(hold);
     t.join().unwrap().unwrap();

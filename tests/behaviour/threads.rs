@@ -21,7 +21,14 @@ fn torture<E: Engine>(threads: usize, resources: usize, rounds: usize) {
                     for _ in 0..k {
                         let i = rng.below(r.len() as u64) as usize;
                         let excl = rng.below(2) == 0;
-                        set = set.access(&r[i], if excl { Access::Exclusive } else { Access::Shared });
+                        set = set.access(
+                            &r[i],
+                            if excl {
+                                Access::Exclusive
+                            } else {
+                                Access::Shared
+                            },
+                        );
                         picked.push((i, excl));
                     }
                     let modes = merged_modes(picked);

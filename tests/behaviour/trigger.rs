@@ -10,7 +10,10 @@ fn rule2_shared_links_trigger_together_exclusive_waits_for_all<E: Engine>() {
     let e = Slot::new(&ResourceSet::new().exclusive(&r[0]));
     assert!(!e.granted());
     s1.release();
-    assert!(!e.granted(), "exclusive granted while a shared holder remains");
+    assert!(
+        !e.granted(),
+        "exclusive granted while a shared holder remains"
+    );
     s2.release();
     assert!(e.granted());
     e.release();
@@ -19,7 +22,12 @@ fn rule2_shared_links_trigger_together_exclusive_waits_for_all<E: Engine>() {
 fn rule2_a_set_is_granted_only_when_all_links_trigger<E: Engine>() {
     let r = res::<E>(3);
     let hold = Slot::new(&ResourceSet::new().shared(&r[2]));
-    let want = Slot::new(&ResourceSet::new().shared(&r[0]).exclusive(&r[1]).exclusive(&r[2]));
+    let want = Slot::new(
+        &ResourceSet::new()
+            .shared(&r[0])
+            .exclusive(&r[1])
+            .exclusive(&r[2]),
+    );
     assert!(!want.granted());
     // Its free links are triggered, and block others behind them.
     assert!(ResourceSet::new().exclusive(&r[1]).try_acquire().is_err());
@@ -36,7 +44,10 @@ fn rule3_cancelling_a_pending_exclusive_between_shared_links_triggers_those_behi
     let s2 = Slot::new(&ResourceSet::new().shared(&r[0]));
     assert!(s1.granted() && !e.granted() && !s2.granted());
     assert!(e.cancel());
-    assert!(s2.granted(), "S2 must be triggered as soon as E is cancelled");
+    assert!(
+        s2.granted(),
+        "S2 must be triggered as soon as E is cancelled"
+    );
     assert!(!e.granted());
     s1.release();
     s2.release();

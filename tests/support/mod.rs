@@ -14,11 +14,15 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator seeded with `seed` (any value; zero is mapped to a nonzero state).
     pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -27,12 +31,12 @@ impl Rng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
+        (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }
 
@@ -71,10 +75,14 @@ impl Shadow {
             if exclusive {
                 let was = counter.swap(-1, SeqCst);
                 if was != 0 {
-                    wrong.push(format!("exclusive grant of resource {i} while held ({was})"));
+                    wrong.push(format!(
+                        "exclusive grant of resource {i} while held ({was})"
+                    ));
                 }
             } else if counter.fetch_add(1, SeqCst) < 0 {
-                wrong.push(format!("shared grant of resource {i} while held exclusively"));
+                wrong.push(format!(
+                    "shared grant of resource {i} while held exclusively"
+                ));
             }
         }
         if wrong.is_empty() {

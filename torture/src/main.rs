@@ -240,10 +240,13 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         // keeps them in order as it is built).
         0 if rng.below(2) == 0 => {
             let start = Instant::now();
-            let one_liner = modes.iter().rev().fold(ResourceSet::<E>::new(), |set, &(i, x)| {
-                let access = if x { Access::Exclusive } else { Access::Shared };
-                set.access(&sh.resources[i], access)
-            });
+            let one_liner = modes
+                .iter()
+                .rev()
+                .fold(ResourceSet::<E>::new(), |set, &(i, x)| {
+                    let access = if x { Access::Exclusive } else { Access::Shared };
+                    set.access(&sh.resources[i], access)
+                });
             match one_liner.wait() {
                 Ok(g) => {
                     granted_after(start);
@@ -380,7 +383,8 @@ fn run<E: Engine>(name: &str, c: &Config) -> (usize, bool) {
     for t in 0..c.threads {
         let sh2 = sh.clone();
         let spawned = thread::Builder::new().spawn(move || {
-            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491));
+            let mut rng =
+                Rng::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491));
             let interrupt = Interrupt::new();
             while !sh2.stop.load(SeqCst) {
                 one_op(&sh2, &mut rng, &interrupt);
