@@ -12,11 +12,12 @@ rustup component add miri rust-src --toolchain nightly
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks}"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/miri}
 cargo +nightly miri test --test behaviour "$@"
-# The packed borrowed entry (src/borrowed_entry.rs) keeps its pointer's provenance: its unit
-# test passes under strict provenance and both aliasing models (crossbeam-epoch's tagged
-# pointers do not, hence the permissive flag above).
+# The packed set entry (src/engine/entry.rs) and the entry list that keeps its heap list's
+# address in a slot (src/entries.rs) keep their pointers' provenance: their unit tests pass
+# under strict provenance and both aliasing models (crossbeam-epoch's tagged pointers do not,
+# hence the permissive flag above).
 if [ $# -eq 0 ]; then
     for model in "" "-Zmiri-tree-borrows"; do
-        MIRIFLAGS="-Zmiri-strict-provenance $model" cargo +nightly miri test --lib borrowed_entry
+        MIRIFLAGS="-Zmiri-strict-provenance $model" cargo +nightly miri test --lib -- entry::tests entries::tests
     done
 fi

@@ -47,13 +47,17 @@ pub struct Acquire<'a, E: Engine> {
     state: State<'a, E>,
 }
 
-// `repr(usize)`: a word-sized tag keeps the entries 8-aligned behind it, so moving the state
-// (out with `mem::replace`, the future into the caller) copies whole aligned words, as for
-// `Held` in `guard.rs` (`acquire` at k = 1: 77 → 58 ns in a loop of uncontended acquires).
-#[repr(usize)]
+// The entries first and no tag word in front of them (the tag lives in their header word's
+// niche), as in `guard.rs`: a set's entries copied into the future, and from it into the
+// guard, keep their 16-byte phase, and the future moves as cheaply as a set.
 enum State<'a, E: Engine> {
     /// Not yet polled: the set's resources, its policy as their byte (`Locked::to_byte`).
     Unqueued(Entries<'a, E>),
+    /// Polled.
+    Started(Started<E>),
+}
+
+enum Started<E: Engine> {
     /// Enqueued, waiting for the grant.
     Queued(Arc<E::Request>),
     /// Resolved (or refused); nothing left to undo.
@@ -82,12 +86,12 @@ impl<'a, E: Engine> Future for Acquire<'a, E> {
             let policy = Locked::from_byte(entries.aux());
             if policy == Locked::Wait && take_fast::<E>(entries.as_slice(), Holder::Async) {
                 let entries = std::mem::replace(entries, Entries::new(0));
-                self.state = State::Done;
+                self.state = State::Started(Started::Done);
                 return Poll::Ready(Ok(Guard::fast(entries, Holder::Async)));
             }
         }
-        let req = match std::mem::replace(&mut self.state, State::Done) {
-            State::Done => panic!("kds::Acquire polled after completion"),
+        let req = match std::mem::replace(&mut self.state, State::Started(Started::Done)) {
+            State::Started(Started::Done) => panic!("kds::Acquire polled after completion"),
             State::Unqueued(entries) => {
                 // The request takes handles of its own; the future's entries go.
                 let kind = SetKind::asynchronous(Locked::from_byte(entries.aux()));
@@ -102,7 +106,7 @@ impl<'a, E: Engine> Future for Acquire<'a, E> {
                 }
                 req
             }
-            State::Queued(req) => req,
+            State::Started(Started::Queued(req)) => req,
         };
         let waiter = req.waiter();
         if waiter.is_delivered() {
@@ -112,7 +116,7 @@ impl<'a, E: Engine> Future for Acquire<'a, E> {
         // waker's own code runs here (its clone, the old one's drop): should it panic, the
         // future keeps its request, so dropping it still cancels or releases the set.
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| waiter.register_waker(cx.waker()))) {
-            self.state = State::Queued(req);
+            self.state = State::Started(Started::Queued(req));
             resume_unwind(panic);
         }
         if waiter.is_delivered() {
@@ -124,7 +128,7 @@ impl<'a, E: Engine> Future for Acquire<'a, E> {
         if waiter.is_delivered() {
             return Poll::Ready(Ok(granted::<E>(req)));
         }
-        self.state = State::Queued(req);
+        self.state = State::Started(Started::Queued(req));
         Poll::Pending
     }
 }
@@ -142,7 +146,9 @@ fn granted<E: Engine>(req: Arc<E::Request>) -> Guard<'static, E> {
 
 impl<E: Engine> Drop for Acquire<'_, E> {
     fn drop(&mut self) {
-        if let State::Queued(req) = std::mem::replace(&mut self.state, State::Done) {
+        if let State::Started(Started::Queued(req)) =
+            std::mem::replace(&mut self.state, State::Started(Started::Done))
+        {
             if cfg!(kds_bug = "future_drop_leaks") {
                 std::mem::forget(req);
                 return;
@@ -162,8 +168,8 @@ impl<E: Engine> fmt::Debug for Acquire<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Unqueued(..) => "unqueued",
-            State::Queued(_) => "queued",
-            State::Done => "done",
+            State::Started(Started::Queued(_)) => "queued",
+            State::Started(Started::Done) => "done",
         };
         f.debug_struct("Acquire")
             .field("engine", &E::NAME)
@@ -174,7 +180,7 @@ impl<E: Engine> fmt::Debug for Acquire<'_, E> {
 
 #[cfg(test)]
 mod tests {
-    use super::State;
+    use super::{Started, State};
     use crate::delivery::Waited;
     use crate::{LockFree, Resource, ResourceSet};
     use std::future::Future;
@@ -226,7 +232,7 @@ mod tests {
                 _alive: alive.clone(),
                 panic_on_drop: panics,
             }));
-            let State::Queued(req) = &fut.state else {
+            let State::Started(Started::Queued(req)) = &fut.state else {
                 panic!("the future is not queued");
             };
             req.waiter().register_waker(&late);

@@ -188,8 +188,8 @@ mod tests {
     use crate::{Guard, LockFree, ResourceSet};
     use std::mem::size_of;
 
-    /// The guard's tag lives in the entries' niche: a guard is exactly as large as a set,
-    /// with the entries at the same place (see `Held`).
+    /// The guard's tag lives in the entries' niche: a guard (and a future) is exactly as large
+    /// as a set, with the entries at the same place (see `Held`).
     #[test]
     fn a_guard_has_a_sets_layout() {
         assert_eq!(

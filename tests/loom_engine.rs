@@ -15,13 +15,13 @@ use std::sync::Arc;
 /// Holds the guards that direct callbacks received, and counts grants per request.
 #[derive(Default)]
 struct Held {
-    guards: Mutex<Vec<Guard>>,
+    guards: Mutex<Vec<Guard<'static>>>,
     grants: AtomicUsize,
 }
 
 impl Held {
     /// An async request whose direct callback keeps its guard in `self`.
-    fn request(self: &Arc<Self>, set: ResourceSet) -> kds::Pending {
+    fn request(self: &Arc<Self>, set: ResourceSet<'_>) -> kds::Pending {
         let me = self.clone();
         set.on_grant(Dispatch::Direct, move |g| {
             me.grants.fetch_add(1, SeqCst);
@@ -35,7 +35,7 @@ impl Held {
     }
 
     fn release_all(&self) {
-        let guards: Vec<Guard> = self.guards.lock().unwrap().drain(..).collect();
+        let guards: Vec<Guard<'static>> = self.guards.lock().unwrap().drain(..).collect();
         drop(guards);
     }
 }
@@ -59,25 +59,25 @@ fn one_then_the_other(h1: &Held, h2: &Held) {
 /// does the async fast path (async requests on free resources would never queue, and the
 /// models of the queued protocol would no longer model it).
 fn model<F: Fn() + Send + Sync + 'static>(body: F) {
-    kds::loom_hint_min(u64::MAX);
-    kds::loom_async_fast(false);
+    kds::harness::loom_hint_min(u64::MAX);
+    kds::harness::loom_async_fast(false);
     run_model(body);
 }
 
 /// As `model`, with the tail hint on from two reserved links (the models of long queues).
 fn model_with_hint<F: Fn() + Send + Sync + 'static>(body: F) {
-    kds::loom_hint_min(2);
-    kds::loom_async_fast(false);
+    kds::harness::loom_hint_min(2);
+    kds::harness::loom_async_fast(false);
     run_model(body);
-    kds::loom_hint_min(u64::MAX);
+    kds::harness::loom_hint_min(u64::MAX);
 }
 
 /// As `model`, with async requests taking the fast path when their resources are free.
 fn model_with_async_fast<F: Fn() + Send + Sync + 'static>(body: F) {
-    kds::loom_hint_min(u64::MAX);
-    kds::loom_async_fast(true);
+    kds::harness::loom_hint_min(u64::MAX);
+    kds::harness::loom_async_fast(true);
     run_model(body);
-    kds::loom_async_fast(false);
+    kds::harness::loom_async_fast(false);
 }
 
 fn run_model<F: Fn() + Send + Sync + 'static>(body: F) {
@@ -131,7 +131,11 @@ fn crossing_sets_both_granted() {
 fn enqueue_racing_release_no_lost_wakeup() {
     model(|| {
         let (a, b) = (Resource::new(), Resource::new());
-        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let hold = ResourceSet::new()
+            .exclusive(&a)
+            .try_acquire()
+            .unwrap()
+            .into_owned(); // moves to another thread
         let held = Arc::new(Held::default());
         let t = thread::spawn(move || drop(hold));
         let _p = held.request(ResourceSet::new().exclusive(&a).shared(&b));
@@ -148,7 +152,11 @@ fn enqueue_racing_release_no_lost_wakeup() {
 fn cancel_racing_grant_exactly_once() {
     model(|| {
         let a = Resource::new();
-        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let hold = ResourceSet::new()
+            .exclusive(&a)
+            .try_acquire()
+            .unwrap()
+            .into_owned(); // moves to another thread
         let held = Arc::new(Held::default());
         let p = held.request(ResourceSet::new().exclusive(&a));
         let t = thread::spawn(move || drop(hold));
@@ -178,6 +186,7 @@ fn interrupt_racing_grant() {
                 ResourceSet::new()
                     .exclusive(&a)
                     .wait_interruptible(None, &int)
+                    .map(Guard::into_owned)
             })
         };
         int.interrupt();
@@ -196,7 +205,11 @@ fn interrupt_racing_grant() {
 fn shared_shared_exclusive_handoff() {
     model(|| {
         let a = Resource::new();
-        let s1 = ResourceSet::new().shared(&a).try_acquire().unwrap();
+        let s1 = ResourceSet::new()
+            .shared(&a)
+            .try_acquire()
+            .unwrap()
+            .into_owned(); // moves to another thread
         let s2 = ResourceSet::new().shared(&a).try_acquire().unwrap();
         let held = Arc::new(Held::default());
         let _p = held.request(ResourceSet::new().exclusive(&a));
@@ -309,7 +322,11 @@ fn future_woken_and_dropped_concurrently() {
     }
     model(|| {
         let a = Resource::new();
-        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let hold = ResourceSet::new()
+            .exclusive(&a)
+            .try_acquire()
+            .unwrap()
+            .into_owned(); // moves to another thread
         let counter = Arc::new(CountWaker(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut fut = Box::pin(ResourceSet::new().exclusive(&a).acquire());
@@ -351,7 +368,7 @@ fn enqueue_racing_queued_release_no_lost_wakeup() {
 /// `b` shared on the fast path races an async set queueing `queued(a, b)`, which names `a`
 /// exclusively. Never both hold `a` at once; whichever wins, the queued set is granted in the
 /// end and nothing stays queued or held.
-fn fast_pair_racing_queued(queued_set: fn(&Resource, &Resource) -> ResourceSet) {
+fn fast_pair_racing_queued(queued_set: for<'a> fn(&'a Resource, &'a Resource) -> ResourceSet<'a>) {
     model(move || {
         let (a, b) = (Resource::new(), Resource::new());
         let queued = Arc::new(Held::default());
@@ -448,7 +465,11 @@ fn fast_rollback_wakes_set_queued_behind() {
 fn fail_policy_racing_sync_release() {
     model(|| {
         let a = Resource::new();
-        let hold = ResourceSet::new().exclusive(&a).try_acquire().unwrap();
+        let hold = ResourceSet::new()
+            .exclusive(&a)
+            .try_acquire()
+            .unwrap()
+            .into_owned(); // moves to another thread
         let t = thread::spawn(move || drop(hold));
         let h = Arc::new(Held::default());
         let me = h.clone();

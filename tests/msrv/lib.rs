@@ -1,1 +1,1 @@
-//! Empty: this crate exists to run `tests/behaviour.rs` on the declared MSRV (see Cargo.toml).
+//! Empty: this crate exists to run `tests/behaviour/` on the declared MSRV (see Cargo.toml).
