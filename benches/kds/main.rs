@@ -66,16 +66,10 @@ fn measure<M: Measurement>(meter: &M, f: impl FnOnce()) -> M::Value {
     meter.end(start)
 }
 
-/// Small deterministic generator for the workloads' random sets.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+/// The small deterministic generator for the workloads' random sets, shared with the tests.
+#[path = "../../tests/support/mod.rs"]
+mod support;
+use support::Rng;
 
 // ---------------------------------------------------------------------------------------
 // 1. uncontended
@@ -216,7 +210,7 @@ fn contended_one<P: Peer, M: Measurement>(
 fn contended_sets<P: Peer>(res: &[P::Res], mix: Mix) -> Vec<Vec<P::Set>> {
     (0..mix.threads)
         .map(|t| {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
+            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
             (0..256)
                 .map(|_| {
                     let mut picked: Vec<usize> = Vec::new();

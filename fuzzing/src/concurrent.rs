@@ -19,17 +19,15 @@
 //! too long to add to `Instant::now()` (`Duration::MAX`), and no timeout at all.
 
 use crate::differential::Policy;
+use crate::executor::{block_on, owning_waker};
 use crate::support::{merged_modes, Shadow};
 use arbitrary::Arbitrary;
 use kds::generic::{Guard, Resource, ResourceSet};
 use kds::harness::WeakResource;
 use kds::reference::Reference;
 use kds::{Access, Dispatch, Engine, Error, Interrupt, LockFree, Locked, Worker};
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -180,33 +178,6 @@ fn worker() -> Worker {
         .clone()
 }
 
-/// Unparks the polling thread; owns handles of the future's resources, as a task that owns
-/// the buffers it waits for does.
-struct ThreadWaker<E: Engine> {
-    thread: thread::Thread,
-    _owns: ResourceSet<'static, E>,
-}
-impl<E: Engine> Wake for ThreadWaker<E> {
-    fn wake(self: Arc<Self>) {
-        self.thread.unpark();
-    }
-}
-
-fn block_on<E: Engine, F: Future>(fut: F, owns: &ResourceSet<'_, E>) -> F::Output {
-    let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(ThreadWaker {
-        thread: thread::current(),
-        _owns: owns.clone().into_owned(),
-    }));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        thread::park_timeout(Duration::from_millis(50));
-    }
-}
-
 fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
     let entries = entries(step, sh.resources.len());
     let mut set = ResourceSet::<E>::new().locked(step.policy.into());
@@ -282,7 +253,7 @@ fn one_step<E: Engine>(sh: &Arc<Shared<E>>, step: &Step) {
             thread::yield_now();
             sh.interrupt.clear();
         }
-        ConcHow::Future => match block_on(set.acquire(), &set) {
+        ConcHow::Future => match block_on(set.acquire(), &owning_waker(&set)) {
             Ok(g) => {
                 sh.use_set(&entries, ignore, hold);
                 drop(g);

@@ -14,6 +14,7 @@
 
 pub mod concurrent;
 pub mod differential;
+pub mod executor;
 pub mod model;
 
 /// The generator and shadow counters shared with the behaviour suite and the torture run.

@@ -28,12 +28,13 @@ mod heap;
 
 use kds::generic::{Guard, Resource, ResourceSet};
 use kds::{Access, Dispatch, Engine, Error, Interrupt, Locked, Worker};
+use kds_fuzzing::executor::{block_on, owning_waker};
 use kds_fuzzing::support::{merged_modes, Rng, Shadow};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -132,36 +133,6 @@ impl<E: Engine> Shared<E> {
     fn done(&self, kind: usize) {
         self.ops[kind].fetch_add(1, SeqCst);
         self.progress.fetch_add(1, SeqCst);
-    }
-}
-
-/// A minimal executor's waker: unparks the polling thread. It also owns handles of the
-/// set's resources, as a task that owns the buffers it waits for does: a waker kept past the
-/// grant then keeps those resources alive (a cycle the memory soak sees).
-struct ThreadWaker<E: Engine> {
-    thread: thread::Thread,
-    _owns: ResourceSet<'static, E>,
-}
-impl<E: Engine> Wake for ThreadWaker<E> {
-    fn wake(self: Arc<Self>) {
-        self.thread.unpark();
-    }
-}
-fn waker<E: Engine>(owns: &ResourceSet<'_, E>) -> Waker {
-    Waker::from(Arc::new(ThreadWaker {
-        thread: thread::current(),
-        _owns: owns.clone().into_owned(),
-    }))
-}
-/// Polls `fut` to completion on this thread, parking until woken.
-fn block_on<F: Future>(fut: F, waker: &Waker) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(waker);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        thread::park_timeout(Duration::from_millis(100));
     }
 }
 
@@ -296,7 +267,7 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             let modes2 = modes.clone();
             let ran = Arc::new(AtomicUsize::new(0));
             let ran2 = ran.clone();
-            // The closure owns handles of its set's resources (see `ThreadWaker`).
+            // The closure owns handles of its set's resources (see `kds_fuzzing::executor`).
             let owns = set.clone().into_owned();
             let requested = set.clone().locked(policy).on_grant(dispatch, move |g| {
                 let _owns = owns;
@@ -326,7 +297,7 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
         }
         6 => {
             let ignore = policy == Locked::Ignore;
-            match block_on(set.clone().locked(policy).acquire(), &waker(&set)) {
+            match block_on(set.clone().locked(policy).acquire(), &owning_waker(&set)) {
                 Ok(g) if ignore => drop(g),
                 Ok(g) => checked(g),
                 Err(Error::Busy) if policy == Locked::Fail => {}
@@ -337,7 +308,7 @@ fn one_op<E: Engine>(sh: &Arc<Shared<E>>, rng: &mut Rng, interrupt: &Interrupt) 
             // Polled once, then dropped: while queued (a cancel), or after a short while, by
             // when it may have been granted unpolled (a release).
             let ignore = policy == Locked::Ignore;
-            let waker = waker(&set);
+            let waker = owning_waker(&set);
             let mut fut = pin!(set.clone().locked(policy).acquire());
             match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
                 Poll::Ready(Ok(g)) if ignore => drop(g),
