@@ -336,9 +336,11 @@ unsafe fn drop_counts<C>(entries: &[Entry<'_, C>]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::access::Access;
     use crate::entries::Entries;
-    use crate::reference::{Reference, Resource};
-    use crate::Access;
+    use crate::global_mutex::Reference;
+
+    type Resource = crate::resource::Resource<Reference>;
 
     /// Entries stay in set order and merge duplicates, inline and past `INLINE` on the heap,
     /// and an owning copy gives back exactly the counts it took. On the reference engine's
