@@ -224,31 +224,29 @@ impl<'a, E: Engine> Entries<'a, E> {
         self.meta = Self::meta_of(self.bits() + 1);
     }
 
-    /// A copy with the same entries and byte, owning a strong count of each resource if
-    /// `owns` (taken now); else borrowing them, valid for `'b`.
+    /// The stored entries for a copy of `self`: the inline array, with a heap list of its
+    /// own in the first slot if `self` has one. The copy takes no count: its caller decides.
     #[inline(always)]
-    fn copy<'b>(&self, owns: bool) -> Entries<'b, E> {
-        if owns {
-            for entry in self.as_slice() {
-                entry.count_up();
-            }
-        }
+    fn copied_items(&self) -> [Entry<'static, E::Core>; INLINE] {
         let mut items = self.items;
         if self.len() > INLINE {
             items[0] = Entry::storage(Box::into_raw(Box::new(self.heap().clone())) as *const u8);
         }
-        Entries {
-            meta: Self::meta_of(self.bits() & !OWNS | if owns { OWNS } else { 0 }),
-            items,
-            _borrow: PhantomData,
-        }
+        items
     }
 
     /// A copy that owns a strong count of each resource (taken now), valid for as long as it
     /// lives.
     #[inline]
     pub(crate) fn owned_copy(&self) -> Entries<'static, E> {
-        self.copy(true)
+        for entry in self.as_slice() {
+            entry.count_up();
+        }
+        Entries {
+            meta: Self::meta_of(self.bits() | OWNS),
+            items: self.copied_items(),
+            _borrow: PhantomData,
+        }
     }
 
     /// Entries of their own, with a strong count of each resource (taken now), of the
@@ -288,7 +286,16 @@ impl<E: Engine> Clone for Entries<'_, E> {
     /// A copy with the same validity: an owning container's copy takes counts of its own.
     #[inline(always)]
     fn clone(&self) -> Self {
-        self.copy(self.owns())
+        if self.owns() {
+            for entry in self.as_slice() {
+                entry.count_up();
+            }
+        }
+        Entries {
+            meta: self.meta,
+            items: self.copied_items(),
+            _borrow: PhantomData,
+        }
     }
 }
 

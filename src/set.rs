@@ -211,10 +211,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn wait(&self) -> Result<Guard<'a, E>, Error> {
-        if take_fast::<E>(self.entries.as_slice(), Holder::Sync) {
-            return Ok(Guard::fast(self.entries.clone(), Holder::Sync));
-        }
-        self.wait_queued(None, None)
+        self.take(|set| set.wait_queued(None, None))
     }
 
     /// Blocks until the set is granted or `timeout` has passed: then `Err(Error::Timeout)`,
@@ -237,10 +234,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Guard<'a, E>, Error> {
-        if take_fast::<E>(self.entries.as_slice(), Holder::Sync) {
-            return Ok(Guard::fast(self.entries.clone(), Holder::Sync));
-        }
-        self.wait_queued(deadline_after(timeout), None)
+        self.take(|set| set.wait_queued(deadline_after(timeout), None))
     }
 
     /// Blocks until the set is granted, `timeout` (if any) has passed, or `interrupt` fires:
@@ -272,10 +266,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
         timeout: Option<Duration>,
         interrupt: &Interrupt,
     ) -> Result<Guard<'a, E>, Error> {
-        if take_fast::<E>(self.entries.as_slice(), Holder::Sync) {
-            return Ok(Guard::fast(self.entries.clone(), Holder::Sync));
-        }
-        self.wait_queued(timeout.and_then(deadline_after), Some(interrupt))
+        self.take(|set| set.wait_queued(timeout.and_then(deadline_after), Some(interrupt)))
     }
 
     /// Blocks until the whole set is granted, like [`wait`](Self::wait), and returns a guard
@@ -319,10 +310,20 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Guard<'a, E>, Error> {
+        self.take(|set| try_queued::<E>(set.entries.as_slice()).map(Guard::queued))
+    }
+
+    /// A sync request: the fast path, whose guard copies the set's entries (with counts of
+    /// their own for an owned set), else `queued` (the blocking or the trying way).
+    #[inline(always)]
+    fn take(
+        &self,
+        queued: impl FnOnce(&Self) -> Result<Guard<'static, E>, Error>,
+    ) -> Result<Guard<'a, E>, Error> {
         if take_fast::<E>(self.entries.as_slice(), Holder::Sync) {
             return Ok(Guard::fast(self.entries.clone(), Holder::Sync));
         }
-        try_queued::<E>(self.entries.as_slice()).map(Guard::queued)
+        queued(self)
     }
 
     /// The queued way of a blocking wait (after the fast path, if any, refused). Out of line:
