@@ -77,7 +77,63 @@ fn probe<E: Engine>(name: &str, n: u64) -> bool {
                 }
             })
         }
+        _ => return queued::<E>(name, n),
+    }
+    true
+}
+
+/// Guards of granted sets, in grant order: direct callbacks push here. Leaked, so a callback
+/// borrows it instead of cloning a handle (the harness adds as little as it can to the step).
+type Holders<E> =
+    &'static std::sync::Mutex<std::collections::VecDeque<kds::generic::Guard<'static, E>>>;
+
+/// Queues a set behind whatever holds or waits on its resources; its callback keeps its guard.
+fn enqueue<E: Engine>(set: &ResourceSet<'_, E>, holders: Holders<E>) -> kds::generic::Pending<E> {
+    set.on_grant(Dispatch::Direct, move |g| {
+        holders.lock().unwrap().push_back(g)
+    })
+    .unwrap()
+}
+
+/// The queued paths, one resource, one thread: `pipeline-N` appends a set behind N waiting
+/// sets (direct callback) and releases the head, which grants the next (the queue stays N
+/// long); `cancel-N` appends behind a holder and N waiting sets and cancels it (a waiter that
+/// times out at the tail).
+fn queued<E: Engine>(name: &str, n: u64) -> bool {
+    let Some((path, len)) = name.split_once('-') else {
+        return false;
+    };
+    let Ok(len) = len.parse::<usize>() else {
+        return false;
+    };
+    let r = Resource::<E>::new();
+    let set = ResourceSet::new().exclusive(&r);
+    let holders: Holders<E> = Box::leak(Box::default());
+    // The holder, then `len` queued behind it; dropping a `Pending` keeps its request.
+    let queued: Vec<_> = (0..=len).map(|_| enqueue(&set, holders)).collect();
+    assert_eq!(holders.lock().unwrap().len(), 1);
+    let mut step: Box<dyn FnMut()> = match path {
+        "pipeline" => Box::new(|| {
+            drop(enqueue(&set, holders));
+            let head = holders.lock().unwrap().pop_front().expect("a holder");
+            drop(head); // grants the next set; its callback pushes its guard
+        }),
+        "cancel" => Box::new(|| {
+            let p = enqueue(&set, holders);
+            assert!(p.cancel(), "granted behind a holder");
+        }),
         _ => return false,
+    };
+    step();
+    measured(n, &mut step);
+    drop(step);
+    drop(queued);
+    loop {
+        let next = holders.lock().unwrap().pop_front();
+        match next {
+            Some(guard) => drop(guard),
+            None => break,
+        }
     }
     true
 }
@@ -123,6 +179,14 @@ const PROBES: &[&str] = &[
     "acquire-1",
     "acquire-4",
     "acquire-8",
+    "pipeline-10",
+    "pipeline-100",
+    "pipeline-1000",
+    "pipeline-10000",
+    "cancel-10",
+    "cancel-100",
+    "cancel-1000",
+    "cancel-10000",
 ];
 
 fn main() {

@@ -583,3 +583,48 @@ fn append_from_hint_helps_a_tentative_set() {
         assert!(free(&a) && free(&b));
     });
 }
+
+/// Long queues, waiters that give up: behind a holder and a waiter that stays, the waiter
+/// after it and the hinted one at the tail are cancelled, then the holder releases, while a
+/// new set appends from the hint, possibly behind the removed last link. The two removed
+/// links left inside the queue reach the sweep limit (2 under loom), so one of the operations
+/// sweeps the queue while the others walk it (the release's scan stops at the waiter that
+/// stays, so only the sweep can unlink them). The waiter that stays is granted, the new set is
+/// not yet, no removed link is left between them, and both are granted in turn.
+#[test]
+fn append_behind_removed_tail_racing_sweep() {
+    model_with_hint(|| {
+        let a = Resource::new();
+        let first = Arc::new(Held::default());
+        let _p1 = first.request(ResourceSet::new().exclusive(&a));
+        let stays = Arc::new(Held::default());
+        let _p0 = stays.request(ResourceSet::new().exclusive(&a));
+        let (w1, w2) = (Arc::new(Held::default()), Arc::new(Held::default()));
+        let p1 = w1.request(ResourceSet::new().exclusive(&a));
+        let p2 = w2.request(ResourceSet::new().exclusive(&a));
+        let t = {
+            let first = first.clone();
+            thread::spawn(move || {
+                assert!(
+                    p1.cancel() && p2.cancel(),
+                    "granted while the first set holds"
+                );
+                first.release_all();
+            })
+        };
+        let third = Arc::new(Held::default());
+        let _p3 = third.request(ResourceSet::new().exclusive(&a));
+        t.join().unwrap();
+        assert_eq!(stays.grants(), 1, "lost wake-up");
+        assert_eq!(third.grants() + w1.grants() + w2.grants(), 0);
+        let dump = format!("{a:?}");
+        assert!(
+            dump.contains("live_links: 2, removed_links: 0"),
+            "removed links left in the queue: {dump}"
+        );
+        stays.release_all();
+        assert_eq!(third.grants(), 1, "lost wake-up behind the removed tail");
+        third.release_all();
+        assert!(free(&a));
+    });
+}

@@ -280,7 +280,7 @@ fn all_mixes() -> Vec<Mix> {
     for resources in [8, 64] {
         for k in [2, 4] {
             for exclusive_pct in [10, 50, 100] {
-                for threads in [2, 8] {
+                for threads in [2, 4, 8] {
                     v.push(Mix {
                         resources,
                         k,

@@ -64,7 +64,7 @@ macro_rules! idiom {
     };
 }
 /// Queue lengths for `pipeline` and `cancel`.
-pub const QUEUED: [usize; 2] = [10, 1000];
+pub const QUEUED: [usize; 4] = [10, 100, 1000, 10000];
 
 fn one_engine<E: Engine>(g: &mut BenchmarkGroup<WallTime>) {
     for k in KS {

@@ -212,9 +212,9 @@ fn scan_after_unhold(core: &Core, pin: &mut Option<epoch::Guard>) {
 }
 
 /// Removes a released or cancelled request's links, then re-applies the trigger rule on each
-/// queue where something waits behind them (rules 3 and 6). A cancelled link on a long queue
-/// is also unlinked at once (`queue::unlink_removed`), so waiters that give up while a holder
-/// keeps the resource do not pile up in its queue.
+/// queue where something waits behind them (rules 3 and 6). A cancelled link left inside a long
+/// queue is counted (`queue::note_lingering`), and every so many of them a sweep unlinks them
+/// all, so waiters that give up while a holder keeps the resource do not pile up in its queue.
 ///
 /// Pins only when it must walk a queue or defer a free: releasing a one-link set with nothing
 /// queued behind it, the common uncontended case, reads no other node and frees nothing
@@ -233,8 +233,9 @@ fn remove(req: &Arc<Request>, cancelled: bool) {
             queue::scan(core, pin);
             if cancelled && queue::long_now(core) {
                 // On a long queue no walk from the stub may pass here for a while (the scan
-                // stopped at the first waiting link, appends start from the tail hint).
-                queue::unlink_removed(core, link, pin);
+                // stopped at the first waiting link, appends start from the tail hint): count
+                // the link as lingering, so that a sweep bounds how many do.
+                queue::note_lingering(core, pin);
             }
         }
     }

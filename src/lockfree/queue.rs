@@ -25,7 +25,7 @@
 use super::gate::Gate;
 use super::request::Request;
 use crate::sync::epoch::{Atomic, Guard as Pin, Shared};
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU8, AtomicUsize, Ordering};
 use std::fmt;
 use std::ptr;
 use std::sync::Arc;
@@ -136,6 +136,11 @@ pub struct Core {
     /// The tail hint (see the module docs): null, or a link of this queue appended while
     /// the queue was long; owns one strong count of that link's request (a [`QueueRef`]).
     pub(super) hint: Atomic<Link>,
+    /// How many removed links may have been left inside the queue (with a successor) where no
+    /// walk may pass soon: cancels on a long queue, and appends behind a removed last link.
+    /// Over-counts (a walk may have unlinked some); when it reaches `sweep_limit` one of those
+    /// operations sweeps the whole queue (`note_lingering`), so they stay bounded.
+    pub(super) lingering: AtomicUsize,
     /// Creation order, the install order under loom (see `Engine::order_key`).
     #[cfg(kds_loom)]
     pub(super) id: usize,
@@ -147,6 +152,7 @@ impl Default for Core {
             stub: Link::new(ptr::null(), ptr::null(), false),
             gate: Gate::default(),
             hint: Atomic::null(),
+            lingering: AtomicUsize::new(0),
             #[cfg(kds_loom)]
             id: {
                 // A plain std counter: loom models replay, and only the relative order of the
@@ -288,12 +294,14 @@ pub(super) fn try_append<'g>(
         // Starting from the hint, the queue ahead is unseen: count it as busy (safe side).
         let busy = from_hint && !cfg!(kds_bug = "hint_ahead_free");
         let (mut any_ahead, mut exclusive_ahead) = (busy, busy);
+        let mut walked = 0;
         // SAFETY: nodes reachable from the stub (or from a live hinted link, which is in the
         // queue) are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
             if ptr::eq(node, link) {
                 return Tail::Installed;
             }
+            walked += 1;
             // Acquire: see the fields of the node this points to (published by its append).
             let next = node.next.load(Ordering::Acquire, pin);
             if next.tag() & MARK != 0 && !next.is_null() {
@@ -349,7 +357,16 @@ pub(super) fn try_append<'g>(
         {
             Ok(_) => {
                 if long {
-                    set_hint(core, link, pin);
+                    // Also when appended behind a removed link (the hint itself, perhaps):
+                    // a removed hint stops being usable once something is behind it.
+                    if !from_hint || walked >= HINT_STRIDE || cur.tag() & MARK != 0 {
+                        set_hint(core, link, pin);
+                    }
+                    if cur.tag() & MARK != 0 {
+                        // Appended behind a removed last link, which now has a successor and
+                        // will be unlinked by the next walk from the stub that passes it.
+                        note_lingering(core, pin);
+                    }
                 }
                 return Tail::Appended { eligible };
             }
@@ -361,6 +378,11 @@ pub(super) fn try_append<'g>(
         }
     }
 }
+
+/// An append that started from the tail hint moves the hint to its own link only when it
+/// walked this many links past it: moving it costs a reference count each way and an epoch
+/// deferral, walking a link a load. So appends from the hint walk fewer than this many links.
+const HINT_STRIDE: usize = 4;
 
 /// Links reserved on a queue (the new one included) from which appends use and keep up the
 /// tail hint. Below it an append walks from the stub and sees exactly what is ahead (an
@@ -406,7 +428,8 @@ struct Start<'g> {
     from_hint: bool,
 }
 
-/// The stub; or, on a `long` queue, the hinted link if it is still live.
+/// The stub; or, on a `long` queue, the hinted link if it is still in the queue: live, or
+/// removed but still last.
 fn walk_start<'g>(core: &'g Core, long: bool, pin: &'g Pin) -> Start<'g> {
     if long {
         // Acquire: see the hinted link's fields (published by its append, before `set_hint`).
@@ -417,8 +440,11 @@ fn walk_start<'g>(core: &'g Core, long: bool, pin: &'g Pin) -> Start<'g> {
             // Acquire: see the fields of the node this points to (published by its append).
             let next = hinted.next.load(Ordering::Acquire, pin);
             // Unmarked: the link is live, so it is in the queue, and so is `next` (unlinking
-            // `next` would first have changed this very word).
-            if next.tag() & MARK == 0 {
+            // `next` would first have changed this very word). Marked with a null `next`: the
+            // link was removed (a waiter that gave up at the tail) but never had a successor,
+            // and an unlink needs one (`unlink`), so it was never unlinked: it is still the
+            // last node, and an append may land behind it.
+            if next.tag() & MARK == 0 || next.is_null() {
                 return Start {
                     pred: hinted,
                     cur: next,
@@ -480,30 +506,50 @@ fn unlink<'g>(
     Some(succ)
 }
 
-/// Unlinks `link`, just marked removed by its cancel with a link queued behind it, walking
-/// from the stub and unlinking every removed link on the way. On a long queue nothing else may
-/// walk past it soon: scans stop at the first link that must wait, and appends start from the
-/// tail hint. Stops at `link`, or at its successor (then someone unlinked it already), or at
-/// the end. Costs O(position of `link`): a waiter that gives up pays for its own place.
-pub(super) fn unlink_removed(core: &Core, link: &Link, pin: &Pin) {
-    // Acquire: a marked link's non-null `next` never changes again.
-    let succ = link.next.load(Ordering::Acquire, pin).with_tag(0);
+/// Counts one removed link left inside `core`'s long queue where no walk may pass soon
+/// (scans stop at the first link that must wait, appends start from the tail hint): a waiter
+/// that gave up behind a holder, or a removed last link an append landed behind. When the
+/// count reaches `sweep_limit`, this call sweeps the queue. A sweep walks the whole queue, but
+/// only once per `sweep_limit` (at least half the live links) such removals, so each costs
+/// O(1) amortized, and at most about `sweep_limit` removed links stay in a queue.
+pub(super) fn note_lingering(core: &Core, pin: &Pin) {
+    // Relaxed: a heuristic count that decides only when to tidy (any choice is correct); the
+    // sweep's own walk reads the queue with Acquire loads.
+    let n = core.lingering.fetch_add(1, Ordering::Relaxed) + 1;
+    if n >= sweep_limit(core)
+        && !cfg!(kds_bug = "no_sweep")
+        // Relaxed: as above; of racing callers at most one resets it and sweeps.
+        && core
+            .lingering
+            .compare_exchange(n, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        sweep(core, pin);
+    }
+}
+
+/// How many lingering removed links trigger a sweep: half the links reserved (the live ones),
+/// and at least `hint_min()`.
+fn sweep_limit(core: &Core) -> usize {
+    let half = core.gate.links_reserved() / 2;
+    half.max(hint_min()).try_into().unwrap_or(usize::MAX)
+}
+
+/// Walks `core`'s whole queue from the stub, unlinking every removed link that has a
+/// successor (a removed last link stays, as everywhere).
+fn sweep(core: &Core, pin: &Pin) {
     'restart: loop {
         let mut pred: &Link = &core.stub;
         // Acquire: see the fields of the node this points to (published by its append).
         let mut cur = pred.next.load(Ordering::Acquire, pin);
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
         while let Some(node) = unsafe { cur.as_ref() } {
-            if cur.with_tag(0) == succ {
-                return; // past `link`'s place: it is unlinked already
-            }
             // Acquire: see the fields of the node this points to (published by its append).
             let next = node.next.load(Ordering::Acquire, pin);
             if next.tag() & MARK != 0 && !next.is_null() {
                 match unlink(pred, cur, next, pin) {
-                    Some(_) if ptr::eq(node, link) => return,
-                    Some(after) => {
-                        cur = after;
+                    Some(succ) => {
+                        cur = succ;
                         continue;
                     }
                     None => continue 'restart,
