@@ -82,6 +82,30 @@ fn probe<E: Engine>(name: &str, n: u64) -> bool {
     true
 }
 
+/// `shared-N`: N shared sets hold one resource, granted through its queue; each step appends
+/// one more shared set (granted at once) and releases the oldest holder: a crowd of readers
+/// that comes and goes. (The first holder has the Fail policy, which never takes the fast
+/// path; behind its link the others queue too.)
+fn shared_crowd<E: Engine>(len: usize, n: u64) {
+    let r = Resource::<E>::new();
+    let set = ResourceSet::new().shared(&r);
+    let holders: Holders<E> = Box::leak(Box::default());
+    let first = set.clone().locked(kds::Locked::Fail);
+    let queued: Vec<_> = (0..len)
+        .map(|i| enqueue(if i == 0 { &first } else { &set }, holders))
+        .collect();
+    assert_eq!(holders.lock().unwrap().len(), len, "a shared crowd is granted");
+    let mut step = || {
+        drop(enqueue(&set, holders));
+        let oldest = holders.lock().unwrap().pop_front().expect("a holder");
+        drop(oldest);
+    };
+    step();
+    measured(n, &mut step);
+    drop(queued);
+    holders.lock().unwrap().clear();
+}
+
 /// Guards of granted sets, in grant order: direct callbacks push here. Leaked, so a callback
 /// borrows it instead of cloning a handle (the harness adds as little as it can to the step).
 type Holders<E> =
@@ -106,6 +130,10 @@ fn queued<E: Engine>(name: &str, n: u64) -> bool {
     let Ok(len) = len.parse::<usize>() else {
         return false;
     };
+    if path == "shared" {
+        shared_crowd::<E>(len, n);
+        return true;
+    }
     let r = Resource::<E>::new();
     let set = ResourceSet::new().exclusive(&r);
     let holders: Holders<E> = Box::leak(Box::default());
@@ -187,6 +215,8 @@ const PROBES: &[&str] = &[
     "cancel-100",
     "cancel-1000",
     "cancel-10000",
+    "shared-40",
+    "shared-40000",
 ];
 
 fn main() {

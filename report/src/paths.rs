@@ -160,7 +160,8 @@ pub fn section(d: &Data, target: &Path, md: &mut String, targets: &mut String) -
             md,
             "\nThe queued paths under callgrind, one resource, direct callbacks (`pipeline-N`: \
              append behind N waiting sets and release the head; `cancel-N`: append behind a \
-             holder and N waiting sets, then cancel).\n"
+             holder and N waiting sets, then cancel; `shared-N`: N shared holders granted \
+             through the queue, append one more shared set and release the oldest).\n"
         )?;
         writeln!(
             md,
@@ -181,6 +182,21 @@ pub fn section(d: &Data, target: &Path, md: &mut String, targets: &mut String) -
                     x(ratio(lf, rf))
                 )?;
             }
+        }
+        // `shared-N`: N shared holders granted through the queue; a step appends one more
+        // and releases the oldest.
+        for n in [40, 40000] {
+            let (lf, rf) = (
+                count(&format!("lock-free/shared-{n}")),
+                count(&format!("reference/shared-{n}")),
+            );
+            writeln!(
+                md,
+                "| shared-{n} | {} | {} | {} |",
+                lf.map_or("–".into(), |n| format!("{n:.0}")),
+                rf.map_or("–".into(), |n| format!("{n:.0}")),
+                x(ratio(lf, rf))
+            )?;
         }
         writeln!(md)?;
     }
@@ -242,6 +258,14 @@ pub fn section(d: &Data, target: &Path, md: &mut String, targets: &mut String) -
                 )?;
             }
         }
+    }
+    // Issue 18: a request and a release beside 40,000 shared holders ≤ 2 × beside 40.
+    if let Some(r) = ratio(count("lock-free/shared-40000"), count("lock-free/shared-40")) {
+        writeln!(
+            targets,
+            "| shared crowd: request + release beside 40,000 holders ≤ 2 × beside 40 (instructions) | {r:.2}× | {} |",
+            verdict(r <= 2.0)
+        )?;
     }
     // Issue 18: long queues cost what short ones do; the queued step against the reference.
     for path in ["pipeline", "cancel"] {

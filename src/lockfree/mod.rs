@@ -216,20 +216,37 @@ fn scan_after_unhold(core: &Core, pin: &mut Option<epoch::Guard>) {
 /// queue is counted (`queue::note_lingering`), and every so many of them a sweep unlinks them
 /// all, so waiters that give up while a holder keeps the resource do not pile up in its queue.
 ///
-/// Pins only when it must walk a queue or defer a free: releasing a one-link set with nothing
-/// queued behind it, the common uncontended case, reads no other node and frees nothing
-/// shared, so it costs one `fetch_or` and no pin.
+/// A shared link followed by a live shared link needs no scan either: its removal cannot
+/// enable anything (a shared link waits only for exclusive ones ahead; an exclusive one behind
+/// still has that live shared link ahead). If the follower is removed meanwhile, its own
+/// removal scans and sees this one (`docs/design.md`, "Release"). So a crowd of shared holders
+/// leaves at O(1) each; the link stays in its queue and counts as lingering.
+///
+/// Pins only when it must walk a queue, read a successor or defer a free: releasing a one-link
+/// exclusive set with nothing queued behind it, the common uncontended case, reads no other
+/// node and frees nothing shared, so it costs one `fetch_or` and no pin.
 fn remove(req: &Arc<Request>, cancelled: bool) {
-    let mut pin = None;
+    // Pinned before any shared link is marked, to read the link behind it.
+    let mut pin = req.links.iter().any(|l| !l.exclusive).then(epoch::pin);
     for link in &req.links {
-        let marked = req.mark_removed(link);
+        let (marked, next) = match &pin {
+            Some(pin) if !link.exclusive => req.mark_removed_pinned(link, pin),
+            _ => (req.mark_removed(link), None),
+        };
         debug_assert!(marked.first, "a link removed twice");
         // The request still holds its cores (they are dropped below), so no pin is needed
         // to reach this one. The unreserve is the meeting-point RMW before the scan.
         let core = link.own_core();
         core.gate.unreserve();
+        // Read after the unreserve: if the follower's removal came first on the gate, its mark
+        // is seen here (and we scan); if it comes later, its scan sees our mark.
+        let shared_next = next.is_some_and(queue::live_shared);
         if marked.behind && !cfg!(kds_bug = "skip_release_scan") {
             let pin = pin.get_or_insert_with(epoch::pin);
+            if shared_next {
+                queue::note_lingering(core, pin);
+                continue;
+            }
             queue::scan(core, pin);
             if cancelled && queue::long_now(core) {
                 // On a long queue no walk from the stub may pass here for a while (the scan

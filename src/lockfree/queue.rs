@@ -293,7 +293,12 @@ pub(super) fn try_append<'g>(
         }
         // Starting from the hint, the queue ahead is unseen: count it as busy (safe side).
         let busy = from_hint && !cfg!(kds_bug = "hint_ahead_free");
-        let (mut any_ahead, mut exclusive_ahead) = (busy, busy);
+        // Unless the hinted link is a shared link that was triggered by the trigger rule: then
+        // no live exclusive link was ahead of it, and none can be ever after (links only leave
+        // from ahead of it), so a shared link appended behind it is eligible when no live
+        // exclusive link lies between (a shared crowd grows at O(1) per request).
+        let exclusive_ahead_hint = busy && !triggered_shared(pred);
+        let (mut any_ahead, mut exclusive_ahead) = (busy, exclusive_ahead_hint);
         let mut walked = 0;
         // SAFETY: nodes reachable from the stub (or from a live hinted link, which is in the
         // queue) are alive while pinned (see `retire`).
@@ -426,6 +431,31 @@ struct Start<'g> {
     cur: Shared<'g, Link>,
     /// `pred` is the hinted link: the queue ahead of it was not seen.
     from_hint: bool,
+}
+
+/// Whether `link` (a hinted link) is shared and was triggered by the trigger rule: early at its
+/// append, or by a scan. Not for the Ignore policy, whose forced triggers ignore the queue.
+fn triggered_shared(link: &Link) -> bool {
+    if link.exclusive {
+        return false;
+    }
+    let Some(req) = link.request() else {
+        return false;
+    };
+    // Acquire: a trigger, once there, is final (`TRIG_EARLY` / `TRIG_DONE` never go back).
+    let trig = link.trig.load(Ordering::Acquire);
+    (trig == TRIG_EARLY || trig == TRIG_DONE) && req.kind.policy != crate::access::Locked::Ignore
+}
+
+/// Whether `node` is live (unmarked) and shared: then a shared link removed just ahead of it
+/// needs no scan (see `lockfree::remove`).
+pub(super) fn live_shared(node: &Link) -> bool {
+    // SAFETY: the unprotected guard only scopes the loaded pointer, whose tag alone is read;
+    // the caller keeps `node` allocated (it is pinned).
+    let unpinned = unsafe { crate::sync::epoch::unprotected() };
+    // Acquire: pairs with the follower's own removal (its mark), see `lockfree::remove`.
+    let live = node.next.load(Ordering::Acquire, unpinned).tag() & MARK == 0;
+    live && (!node.exclusive || cfg!(kds_bug = "shared_skip_any"))
 }
 
 /// The stub; or, on a `long` queue, the hinted link if it is still in the queue: live, or

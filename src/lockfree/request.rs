@@ -323,6 +323,26 @@ impl Request {
         }
     }
 
+    /// `mark_removed`, pinned before the mark: also returns the link that was behind, which
+    /// stays allocated while `pin` lasts.
+    pub(super) fn mark_removed_pinned<'g>(
+        &self,
+        link: &Link,
+        pin: &'g Pin,
+    ) -> (Marked, Option<&'g Link>) {
+        // AcqRel: as in `mark_removed`.
+        let before = link.next.fetch_or(MARK, Ordering::AcqRel, pin);
+        // SAFETY: the link was live until this mark, so it was in its queue and so was its
+        // successor (unlinking it would have changed this very word); we were pinned before
+        // the mark, so that successor stays allocated while the pin lasts (see `retire`).
+        let next = unsafe { before.with_tag(0).as_ref() };
+        let marked = Marked {
+            first: before.tag() & MARK == 0,
+            behind: !before.is_null(),
+        };
+        (marked, next)
+    }
+
     /// Hands one strong count of `self` to the queues (released by the last `retire`, which
     /// rebuilds it from `this`).
     pub(super) fn take_queue_ref(self: &Arc<Self>) {

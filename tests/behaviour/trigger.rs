@@ -66,7 +66,45 @@ fn rule3_release_of_one_resource_grants_a_multi_resource_set_at_once<E: Engine>(
     both.release();
 }
 
+/// A crowd of shared holders granted through the queue (long enough for the lock-free engine's
+/// tail hint), an exclusive set behind it and shared sets behind that: however the crowd
+/// leaves (oldest first, newest first, any order), the exclusive set is granted exactly when
+/// the last of the crowd leaves, and the sets behind it only after it.
+fn rule2_a_shared_crowd_leaving_in_any_order_grants_the_exclusive_set_behind<E: Engine>() {
+    for order in 0..4u64 {
+        let r = res::<E>(1);
+        // The Fail policy never takes the fast path: the crowd queues behind this first link.
+        let first = Slot::new(&ResourceSet::new().shared(&r[0]).locked(Locked::Fail));
+        let mut crowd = vec![first];
+        crowd.extend((0..40).map(|_| Slot::new(&ResourceSet::new().shared(&r[0]))));
+        assert!(crowd.iter().all(Slot::granted), "a shared crowd is granted at once");
+        let e = Slot::new(&ResourceSet::new().exclusive(&r[0]));
+        let behind: Vec<_> = (0..10)
+            .map(|_| Slot::new(&ResourceSet::new().shared(&r[0])))
+            .collect();
+        let mut rng = Rng::new(order + 1);
+        while !crowd.is_empty() {
+            assert!(!e.granted(), "exclusive granted while shared holders remain");
+            let i = match order {
+                0 => 0,
+                1 => crowd.len() - 1,
+                _ => rng.below(crowd.len() as u64) as usize,
+            };
+            crowd.remove(i).release();
+        }
+        assert!(e.granted(), "the last shared holder's release must grant it");
+        assert!(!behind.iter().any(Slot::granted), "granted beside an exclusive holder");
+        e.release();
+        assert!(behind.iter().all(Slot::granted));
+        for s in &behind {
+            s.release();
+        }
+        assert!(is_free(&r[0]));
+    }
+}
+
 on_both_engines!(
+    rule2_a_shared_crowd_leaving_in_any_order_grants_the_exclusive_set_behind,
     rule2_shared_links_trigger_together_exclusive_waits_for_all,
     rule2_a_set_is_granted_only_when_all_links_trigger,
     rule3_cancelling_a_pending_exclusive_between_shared_links_triggers_those_behind,
