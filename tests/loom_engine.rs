@@ -628,3 +628,43 @@ fn append_behind_removed_tail_racing_sweep() {
         assert!(free(&a));
     });
 }
+
+/// Long queues, a crowd of readers: behind two shared holders (the second is the tail hint, a
+/// shared link the trigger rule triggered), a shared set appends from the hint (eligible at
+/// its append if no exclusive link is between, issue 18) while an exclusive set appends and
+/// the holders release. Never both the new shared set and the exclusive one at once; each is
+/// granted once, in queue order; no lost wake-up.
+#[test]
+fn shared_append_from_triggered_hint_racing_exclusive() {
+    model_with_hint(|| {
+        let a = Resource::new();
+        let (s1, s2) = (Arc::new(Held::default()), Arc::new(Held::default()));
+        let _p1 = s1.request(ResourceSet::new().shared(&a));
+        let _p2 = s2.request(ResourceSet::new().shared(&a));
+        assert_eq!(s1.grants() + s2.grants(), 2, "a shared crowd is granted at once");
+        let e = Arc::new(Held::default());
+        let t = {
+            let (a, e, s1) = (a.clone(), e.clone(), s1.clone());
+            thread::spawn(move || {
+                let p = e.request(ResourceSet::new().exclusive(&a));
+                s1.release_all();
+                p
+            })
+        };
+        let s3 = Arc::new(Held::default());
+        let _p3 = s3.request(ResourceSet::new().shared(&a));
+        s2.release_all();
+        let _pe = t.join().unwrap();
+        assert_eq!(
+            e.grants() + s3.grants(),
+            1,
+            "both or neither of the exclusive set and the reader behind the crowd"
+        );
+        e.release_all();
+        s3.release_all();
+        assert_eq!(e.grants() + s3.grants(), 2, "lost wake-up");
+        e.release_all();
+        s3.release_all();
+        assert!(free(&a));
+    });
+}
