@@ -94,7 +94,11 @@ fn shared_crowd<E: Engine>(len: usize, n: u64) {
     let queued: Vec<_> = (0..len)
         .map(|i| enqueue(if i == 0 { &first } else { &set }, holders))
         .collect();
-    assert_eq!(holders.lock().unwrap().len(), len, "a shared crowd is granted");
+    assert_eq!(
+        holders.lock().unwrap().len(),
+        len,
+        "a shared crowd is granted"
+    );
     let mut step = || {
         drop(enqueue(&set, holders));
         let oldest = holders.lock().unwrap().pop_front().expect("a holder");

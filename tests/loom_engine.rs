@@ -641,7 +641,11 @@ fn shared_append_from_triggered_hint_racing_exclusive() {
         let (s1, s2) = (Arc::new(Held::default()), Arc::new(Held::default()));
         let _p1 = s1.request(ResourceSet::new().shared(&a));
         let _p2 = s2.request(ResourceSet::new().shared(&a));
-        assert_eq!(s1.grants() + s2.grants(), 2, "a shared crowd is granted at once");
+        assert_eq!(
+            s1.grants() + s2.grants(),
+            2,
+            "a shared crowd is granted at once"
+        );
         let e = Arc::new(Held::default());
         let t = {
             let (a, e, s1) = (a.clone(), e.clone(), s1.clone());

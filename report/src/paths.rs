@@ -260,7 +260,10 @@ pub fn section(d: &Data, target: &Path, md: &mut String, targets: &mut String) -
         }
     }
     // Issue 18: a request and a release beside 40,000 shared holders ≤ 2 × beside 40.
-    if let Some(r) = ratio(count("lock-free/shared-40000"), count("lock-free/shared-40")) {
+    if let Some(r) = ratio(
+        count("lock-free/shared-40000"),
+        count("lock-free/shared-40"),
+    ) {
         writeln!(
             targets,
             "| shared crowd: request + release beside 40,000 holders ≤ 2 × beside 40 (instructions) | {r:.2}× | {} |",

@@ -77,14 +77,20 @@ fn rule2_a_shared_crowd_leaving_in_any_order_grants_the_exclusive_set_behind<E: 
         let first = Slot::new(&ResourceSet::new().shared(&r[0]).locked(Locked::Fail));
         let mut crowd = vec![first];
         crowd.extend((0..40).map(|_| Slot::new(&ResourceSet::new().shared(&r[0]))));
-        assert!(crowd.iter().all(Slot::granted), "a shared crowd is granted at once");
+        assert!(
+            crowd.iter().all(Slot::granted),
+            "a shared crowd is granted at once"
+        );
         let e = Slot::new(&ResourceSet::new().exclusive(&r[0]));
         let behind: Vec<_> = (0..10)
             .map(|_| Slot::new(&ResourceSet::new().shared(&r[0])))
             .collect();
         let mut rng = Rng::new(order + 1);
         while !crowd.is_empty() {
-            assert!(!e.granted(), "exclusive granted while shared holders remain");
+            assert!(
+                !e.granted(),
+                "exclusive granted while shared holders remain"
+            );
             let i = match order {
                 0 => 0,
                 1 => crowd.len() - 1,
@@ -92,8 +98,14 @@ fn rule2_a_shared_crowd_leaving_in_any_order_grants_the_exclusive_set_behind<E: 
             };
             crowd.remove(i).release();
         }
-        assert!(e.granted(), "the last shared holder's release must grant it");
-        assert!(!behind.iter().any(Slot::granted), "granted beside an exclusive holder");
+        assert!(
+            e.granted(),
+            "the last shared holder's release must grant it"
+        );
+        assert!(
+            !behind.iter().any(Slot::granted),
+            "granted beside an exclusive holder"
+        );
         e.release();
         assert!(behind.iter().all(Slot::granted));
         for s in &behind {
