@@ -107,7 +107,7 @@ fn shared_crowd<E: Engine>(len: usize, n: u64) {
     step();
     measured(n, &mut step);
     drop(queued);
-    holders.lock().unwrap().clear();
+    drain(holders);
 }
 
 /// Guards of granted sets, in grant order: direct callbacks push here. Leaked, so a callback
@@ -160,6 +160,13 @@ fn queued<E: Engine>(name: &str, n: u64) -> bool {
     measured(n, &mut step);
     drop(step);
     drop(queued);
+    drain(holders);
+    true
+}
+
+/// Releases holders until every queued set has run. The lock is not held while a guard is
+/// dropped: the drop may run the next set's callback, which pushes onto `holders`.
+fn drain<E: Engine>(holders: Holders<E>) {
     loop {
         let next = holders.lock().unwrap().pop_front();
         match next {
@@ -167,7 +174,6 @@ fn queued<E: Engine>(name: &str, n: u64) -> bool {
             None => break,
         }
     }
-    true
 }
 
 /// 0, 1, 2 for a probe name ending in 1, 4, 8.

@@ -168,31 +168,20 @@ pub fn section(d: &Data, target: &Path, md: &mut String, targets: &mut String) -
             "| probe | lock-free | reference | lock-free / reference |"
         )?;
         writeln!(md, "|---|---|---|---|")?;
-        for path in ["pipeline", "cancel"] {
-            for n in QUEUED {
-                let (lf, rf) = (
-                    count(&format!("lock-free/{path}-{n}")),
-                    count(&format!("reference/{path}-{n}")),
-                );
-                writeln!(
-                    md,
-                    "| {path}-{n} | {} | {} | {} |",
-                    lf.map_or("–".into(), |n| format!("{n:.0}")),
-                    rf.map_or("–".into(), |n| format!("{n:.0}")),
-                    x(ratio(lf, rf))
-                )?;
-            }
-        }
         // `shared-N`: N shared holders granted through the queue; a step appends one more
         // and releases the oldest.
-        for n in [40, 40000] {
+        let probes = ["pipeline", "cancel"]
+            .iter()
+            .flat_map(|path| QUEUED.map(|n| format!("{path}-{n}")))
+            .chain([40, 40000].map(|n| format!("shared-{n}")));
+        for probe in probes {
             let (lf, rf) = (
-                count(&format!("lock-free/shared-{n}")),
-                count(&format!("reference/shared-{n}")),
+                count(&format!("lock-free/{probe}")),
+                count(&format!("reference/{probe}")),
             );
             writeln!(
                 md,
-                "| shared-{n} | {} | {} | {} |",
+                "| {probe} | {} | {} | {} |",
                 lf.map_or("–".into(), |n| format!("{n:.0}")),
                 rf.map_or("–".into(), |n| format!("{n:.0}")),
                 x(ratio(lf, rf))

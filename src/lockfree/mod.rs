@@ -240,7 +240,10 @@ fn remove(req: &Arc<Request>, cancelled: bool) {
         core.gate.unreserve();
         // Read after the unreserve: if the follower's removal came first on the gate, its mark
         // is seen here (and we scan); if it comes later, its scan sees our mark.
-        let shared_next = next.is_some_and(queue::live_shared);
+        let shared_next = match (next, &pin) {
+            (Some(next), Some(pin)) => queue::live_shared(next, pin),
+            _ => false,
+        };
         if marked.behind && !cfg!(kds_bug = "skip_release_scan") {
             let pin = pin.get_or_insert_with(epoch::pin);
             if shared_next {

@@ -362,12 +362,13 @@ pub(super) fn try_append<'g>(
         {
             Ok(_) => {
                 if long {
+                    let behind_removed = cur.tag() & MARK != 0;
                     // Also when appended behind a removed link (the hint itself, perhaps):
                     // a removed hint stops being usable once something is behind it.
-                    if !from_hint || walked >= HINT_STRIDE || cur.tag() & MARK != 0 {
+                    if !from_hint || walked >= HINT_STRIDE || behind_removed {
                         set_hint(core, link, pin);
                     }
-                    if cur.tag() & MARK != 0 {
+                    if behind_removed {
                         // Appended behind a removed last link, which now has a successor and
                         // will be unlinked by the next walk from the stub that passes it.
                         note_lingering(core, pin);
@@ -450,12 +451,9 @@ fn triggered_shared(link: &Link) -> bool {
 
 /// Whether `node` is live (unmarked) and shared: then a shared link removed just ahead of it
 /// needs no scan (see `lockfree::remove`).
-pub(super) fn live_shared(node: &Link) -> bool {
-    // SAFETY: the unprotected guard only scopes the loaded pointer, whose tag alone is read;
-    // the caller keeps `node` allocated (it is pinned).
-    let unpinned = unsafe { crate::sync::epoch::unprotected() };
+pub(super) fn live_shared(node: &Link, pin: &Pin) -> bool {
     // Acquire: pairs with the follower's own removal (its mark), see `lockfree::remove`.
-    let live = node.next.load(Ordering::Acquire, unpinned).tag() & MARK == 0;
+    let live = node.next.load(Ordering::Acquire, pin).tag() & MARK == 0;
     live && (!node.exclusive || cfg!(kds_bug = "shared_skip_any"))
 }
 
