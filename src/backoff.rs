@@ -3,6 +3,7 @@
 //! the next grant often comes that soon and a park/unpark hand-off costs about 20 µs.
 
 use crate::sync::{spin_loop, thread};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a blocked thread spins (`spin_loop`) before it starts yielding, and how long it
@@ -18,15 +19,113 @@ const YIELD_UNTIL: Duration = Duration::from_micros(20);
 /// Waits for `done` without parking: spins, then yields, for at most `YIELD_UNTIL` (and not
 /// past `deadline`). `true` if `done` came true. Under loom: one check and one yield, since
 /// loom explores every yield and has no clock.
+///
+/// At most `spin_cap()` threads spin at once; a thread that finds them all taken checks `done`
+/// once and returns, so its caller parks at once. When blocked threads outnumber the cores,
+/// spinning ones would take the CPU from the holders they wait for (`docs/benchmarks-analysis.md`,
+/// "Issue 18, where contended time goes").
 #[inline]
-pub(crate) fn spin_then_yield(mut done: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+pub(crate) fn spin_then_yield(done: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
     if cfg!(kds_loom) {
-        if done() {
-            return true;
-        }
-        spin_loop();
-        return done();
+        return check_twice(done);
     }
+    let Some(_slot) = SpinSlot::take() else {
+        let mut done = done;
+        return done();
+    };
+    let won = spin_window(done, deadline);
+    // Relaxed: see `SPINNING`.
+    if won {
+        MISSES.store(0, Ordering::Relaxed);
+    } else if MISSES.load(Ordering::Relaxed) < MISS_LIMIT {
+        MISSES.fetch_add(1, Ordering::Relaxed);
+    }
+    won
+}
+
+/// Spin windows in a row, across the process, that ended without the grant (up to
+/// `MISS_LIMIT`). At the limit spinning is not paying: only one waiter in `PROBE_EVERY` spins
+/// (to notice when it pays again), the others park at once.
+static MISSES: AtomicUsize = AtomicUsize::new(0);
+const MISS_LIMIT: usize = 4;
+const PROBE_EVERY: usize = 32;
+static PROBES: AtomicUsize = AtomicUsize::new(0);
+
+/// Loom's spin window: a check, a yield, a check.
+fn check_twice(mut done: impl FnMut() -> bool) -> bool {
+    if done() {
+        return true;
+    }
+    spin_loop();
+    done()
+}
+
+/// Threads inside a spin window now, across the process (a heuristic, outside the models:
+/// Relaxed throughout, since nothing is published through it and any answer is correct).
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many threads may spin at once: 0 until first computed (see `spin_cap`).
+static SPIN_CAP: AtomicUsize = AtomicUsize::new(0);
+
+/// The cores this process may run on, less one for the holder that the spinners wait for
+/// (at least 1), unless `set_spin_cap` chose.
+fn spin_cap() -> usize {
+    // Relaxed: a cached configuration value (see `SPINNING`).
+    match SPIN_CAP.load(Ordering::Relaxed) {
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cap = cores.saturating_sub(1).max(1);
+            // Relaxed: as above; racing first callers compute the same value.
+            let _ = SPIN_CAP.compare_exchange(0, cap, Ordering::Relaxed, Ordering::Relaxed);
+            cap
+        }
+        cap => cap,
+    }
+}
+
+/// Sets how many threads may spin at once (`None`: the default, see `spin_cap`;
+/// `Some(usize::MAX)`: no limit, as before issue 18). For A/B measurements.
+pub(crate) fn set_spin_cap(cap: Option<usize>) {
+    // Relaxed: a configuration value (see `SPINNING`).
+    SPIN_CAP.store(cap.unwrap_or(0), Ordering::Relaxed);
+    ADAPTIVE.store(cap != Some(usize::MAX), Ordering::Relaxed);
+}
+
+/// A/B knob: whether misses stop spinning.
+pub(crate) static ADAPTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// One of the `spin_cap()` spin slots, given back on drop.
+struct SpinSlot;
+
+impl SpinSlot {
+    fn take() -> Option<SpinSlot> {
+        // Relaxed: see `SPINNING`.
+        if MISSES.load(Ordering::Relaxed) >= MISS_LIMIT
+            && ADAPTIVE.load(Ordering::Relaxed)
+            && PROBES.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY != 0
+        {
+            return None;
+        }
+        // Relaxed: see `SPINNING`.
+        if SPINNING.fetch_add(1, Ordering::Relaxed) < spin_cap() {
+            Some(SpinSlot)
+        } else {
+            SPINNING.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        // Relaxed: see `SPINNING`.
+        SPINNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The spin window itself: spins, then yields.
+#[inline]
+fn spin_window(mut done: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
     // A first burst without reading the clock: most hand-offs land here.
     for _ in 0..64 {
         if done() {

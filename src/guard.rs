@@ -142,6 +142,7 @@ impl<'a, E: Engine> Guard<'a, E> {
 impl<E: Engine> Drop for Guard<'_, E> {
     #[inline(always)]
     fn drop(&mut self) {
+        crate::timeline::release_begins();
         match &self.held {
             Held::Fast(entries) => {
                 let holder = Holder::from_byte(entries.aux());
@@ -166,6 +167,7 @@ impl<E: Engine> Drop for Guard<'_, E> {
                 flush();
             }
         }
+        crate::timeline::release_ends();
     }
 }
 

@@ -1,5 +1,5 @@
 //! The one door to internals for this repository's own checks (the fuzz harness crate
-//! `kds-fuzzing`, the torture run, the loom models): not part of the API, hidden from the
+//! `kds-fuzzing`, the torture run, the loom models, the benchmarks): not part of the API, hidden from the
 //! docs, and free to change.
 
 use crate::engine::Engine;
@@ -33,3 +33,9 @@ pub fn flush_deferred_frees() {
 /// Loom models only: the tail hint and the async fast path switches (see `lockfree`).
 #[cfg(kds_loom)]
 pub use crate::lockfree::{loom_async_fast, loom_hint_min};
+
+/// How many blocked threads may spin at once before parking (`None`: the default, the cores
+/// less one; `Some(usize::MAX)`: no limit). For the A/B runs of `benches/contention.rs`.
+pub fn set_spin_cap(cap: Option<usize>) {
+    crate::backoff::set_spin_cap(cap);
+}

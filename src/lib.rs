@@ -140,6 +140,11 @@ mod resource;
 mod set;
 mod sync;
 mod take;
+/// Grant timeline instrumentation (feature `timeline`).
+#[cfg(feature = "timeline")]
+pub mod timeline;
+#[cfg(not(feature = "timeline"))]
+mod timeline;
 mod worker;
 
 pub use access::{Access, Locked};

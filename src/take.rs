@@ -5,6 +5,7 @@
 //! `future.rs`) make guards of what they return.
 
 use crate::backoff::spin_then_yield;
+use crate::timeline;
 use crate::delivery::{self, flush, Deliver, Waited, Waiter};
 use crate::engine::{Engine, Enqueued, Entry, Holder, SetKind, MAX_SET_LEN};
 use crate::error::Error;
@@ -90,9 +91,14 @@ pub(crate) fn wait_queued<E: Engine>(
     // Inside a direct callback, grants this thread owes others must go out before it
     // blocks (one of them may be what frees our set).
     delivery::flush_before_blocking();
-    if spin_then_yield(|| waiter.is_delivered(), deadline) {
+    let spin_began = timeline::now();
+    let won = spin_then_yield(|| waiter.is_delivered(), deadline);
+    timeline::spun(spin_began, won);
+    if won {
+        timeline::running(&waiter.stamp, false);
         return Ok(req);
     }
+    let mut parked = false;
     let me = thread::current();
     if let Some(int) = interrupt {
         int.register(&me);
@@ -104,6 +110,7 @@ pub(crate) fn wait_queued<E: Engine>(
         if interrupt.is_some_and(Interrupt::is_interrupted) {
             break Some(Error::Interrupted);
         }
+        parked = true;
         match deadline {
             None => thread::park(),
             Some(deadline) => {
@@ -119,7 +126,10 @@ pub(crate) fn wait_queued<E: Engine>(
         int.unregister(&me);
     }
     match outcome {
-        None => Ok(req),
+        None => {
+            timeline::running(&waiter.stamp, parked);
+            Ok(req)
+        }
         Some(err) => {
             waiter.withdraw_park();
             if E::cancel(&req) {

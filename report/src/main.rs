@@ -4,6 +4,7 @@
 //! Every ratio compares figures from the same run. Run through `bash benches/report.sh`, from
 //! the repository's root (it reads `target/` and writes `docs/` there).
 
+mod contention;
 mod paths;
 use plotters::prelude::*;
 use serde_json::Value;
@@ -713,8 +714,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(md)?;
 
     paths::section(&d, &target, &mut md, &mut targets)?;
+    contention::section(&target, &mut md, &mut targets)?;
 
-    writeln!(md, "## Targets (issues 4 and 9), this run\n")?;
+    writeln!(md, "## Targets (issues 4, 9, 17 and 18), this run\n")?;
     writeln!(
         md,
         "| target | measured | verdict |\n|---|---|---|\n{targets}"

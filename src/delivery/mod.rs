@@ -70,6 +70,7 @@ fn deliver<R: Waited>(req: Arc<R>) {
     let waiter = req.waiter();
     match &waiter.kind {
         Kind::Thread(cell) => {
+            crate::timeline::delivering(&waiter.stamp);
             // AcqRel: publish the grant to the waiter and see whether it parked (one word).
             if waiter.state.swap(DELIVERED, Ordering::AcqRel) == PARKED {
                 // SAFETY: the waiter wrote the handle before publishing PARKED, which this

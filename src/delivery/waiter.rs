@@ -32,6 +32,8 @@ pub(crate) struct Waiter<R> {
     /// `EMPTY`, `PARKED` (a thread is or is about to be parked) or `DELIVERED`.
     pub(super) state: AtomicU8,
     pub(super) kind: Kind<R>,
+    /// When the grant was delivered (feature `timeline`; zero-sized without it).
+    pub(crate) stamp: crate::timeline::Stamp,
 }
 
 pub(super) enum Kind<R> {
@@ -73,6 +75,7 @@ impl<R> Waiter<R> {
         Waiter {
             state: AtomicU8::new(EMPTY),
             kind: Kind::Thread(UnsafeCell::new(None)),
+            stamp: Default::default(),
         }
     }
 
@@ -81,6 +84,7 @@ impl<R> Waiter<R> {
         Waiter {
             state: AtomicU8::new(EMPTY),
             kind: Kind::Future(AtomicWaker::new()),
+            stamp: Default::default(),
         }
     }
 
@@ -93,6 +97,7 @@ impl<R> Waiter<R> {
                 dispatch: UnsafeCell::new(Some(dispatch)),
                 f: UnsafeCell::new(Some(f)),
             },
+            stamp: Default::default(),
         }
     }
 

@@ -96,7 +96,9 @@ fn install(req: &Request, link: &Link, committed: bool, pin: &Pin) -> Option<boo
             Tail::Appended { eligible } => return Some(eligible),
             Tail::Decided => return None,
             Tail::Blocked(other) => {
+                let began = crate::timeline::now();
                 run(other, false, pin);
+                crate::timeline::helped(began);
             }
         }
     }
