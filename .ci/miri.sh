@@ -12,6 +12,8 @@ rustup component add miri rust-src --toolchain nightly
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks}"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/miri}
 cargo +nightly miri test --test behaviour "$@"
+# The request pool: a pooled request is emptied, reused in place, and never taken while held.
+[ $# -gt 0 ] || cargo +nightly miri test --lib -- lockfree::pool::tests
 # The packed set entry (src/engine/entry.rs) and the entry list that keeps its heap list's
 # address in a slot (src/entries.rs) keep their pointers' provenance: their unit tests pass
 # under strict provenance and both aliasing models (crossbeam-epoch's tagged pointers do not,

@@ -327,7 +327,10 @@ fn main() {
                         exclusive_pct,
                         threads,
                     };
-                    if a.only.as_ref().map_or(true, |o| mix.name().contains(o.as_str())) {
+                    if a.only
+                        .as_ref()
+                        .map_or(true, |o| mix.name().contains(o.as_str()))
+                    {
                         mixes.push(mix);
                     }
                 }
@@ -341,7 +344,11 @@ fn main() {
         a.rounds,
         a.dur.as_millis(),
         cores,
-        if a.busy { ", one core kept busy by a spinning process" } else { "" }
+        if a.busy {
+            ", one core kept busy by a spinning process"
+        } else {
+            ""
+        }
     );
     let who = contestants(a.ab_spin);
     println!();
@@ -421,7 +428,8 @@ fn main() {
 #[cfg(feature = "timeline")]
 fn print_timeline(name: &str, t: &Tally, columns: usize) {
     let ops = t.all.ops.max(1) as f64;
-    let sum = |f: &dyn Fn(&kds::timeline::Timeline) -> u64| -> u64 { t.timeline.iter().map(f).sum() };
+    let sum =
+        |f: &dyn Fn(&kds::timeline::Timeline) -> u64| -> u64 { t.timeline.iter().map(f).sum() };
     let max = |f: &dyn Fn(&kds::timeline::Timeline) -> u64| -> u64 {
         t.timeline.iter().map(f).max().unwrap_or(0)
     };

@@ -92,7 +92,8 @@ pub(crate) fn set_spin_cap(cap: Option<usize>) {
 }
 
 /// A/B knob: whether misses stop spinning.
-pub(crate) static ADAPTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+pub(crate) static ADAPTIVE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
 
 /// One of the `spin_cap()` spin slots, given back on drop.
 struct SpinSlot;

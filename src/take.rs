@@ -5,12 +5,12 @@
 //! `future.rs`) make guards of what they return.
 
 use crate::backoff::spin_then_yield;
-use crate::timeline;
 use crate::delivery::{self, flush, Deliver, Waited, Waiter};
 use crate::engine::{Engine, Enqueued, Entry, Holder, SetKind, MAX_SET_LEN};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::sync::{park_timeout, thread};
+use crate::timeline;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

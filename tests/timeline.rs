@@ -10,13 +10,22 @@ use std::time::Duration;
 
 fn parked_hand_off<E: kds::Engine>() {
     kds::timeline::reset();
-    assert_eq!(kds::timeline::snapshot(), kds::timeline::Timeline::default());
+    assert_eq!(
+        kds::timeline::snapshot(),
+        kds::timeline::Timeline::default()
+    );
     let r = kds::generic::Resource::<E>::new();
-    let held = kds::generic::ResourceSet::new().exclusive(&r).wait().unwrap();
+    let held = kds::generic::ResourceSet::new()
+        .exclusive(&r)
+        .wait()
+        .unwrap();
     let granted = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let g = kds::generic::ResourceSet::new().exclusive(&r).wait().unwrap();
+            let g = kds::generic::ResourceSet::new()
+                .exclusive(&r)
+                .wait()
+                .unwrap();
             granted.store(true, SeqCst);
             drop(g);
         });
@@ -56,10 +65,16 @@ fn spinning_hand_off() {
     let t = kds::timeline::snapshot();
     let grants = t.spinning.count + t.parked.count;
     assert!(grants > 0, "2 threads on one resource never queued: {t:?}");
-    assert!(t.spinning.count > 0, "no grant reached a spinning waiter: {t:?}");
+    assert!(
+        t.spinning.count > 0,
+        "no grant reached a spinning waiter: {t:?}"
+    );
     assert!(t.spin.count >= t.spin_won && t.spin_won > 0, "{t:?}");
     kds::timeline::reset();
-    assert_eq!(kds::timeline::snapshot(), kds::timeline::Timeline::default());
+    assert_eq!(
+        kds::timeline::snapshot(),
+        kds::timeline::Timeline::default()
+    );
 }
 
 #[test]

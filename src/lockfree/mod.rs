@@ -9,6 +9,8 @@
 //!   cancel).
 //! - [`enqueue`]: the multi-word enqueue (install tentative links in resource order, help
 //!   whoever is in the way, decide with one CAS).
+//! - `pool`: a per-thread pool of request allocations (the queued path's steady state
+//!   allocates nothing).
 //!
 //! Memory: links live inside their request (one allocation per request); a request stays
 //! allocated while any of its links is still physically in a queue (or is a resource's tail
@@ -17,6 +19,8 @@
 
 mod enqueue;
 mod gate;
+#[cfg(not(kds_loom))]
+mod pool;
 mod queue;
 mod request;
 

@@ -690,6 +690,11 @@ impl QueueRef {
         // queues' (`Request::take_queue_ref`, given back once, by the last link's `retire`)
         // or a tail hint's (`Request::add_ref`, given back once, by the `set_hint` that
         // replaces it or by `Core::drop`).
-        drop(unsafe { Arc::from_raw(self.0) });
+        let req = unsafe { Arc::from_raw(self.0) };
+        // Often the last reference: its allocation goes to this thread's pool.
+        #[cfg(not(kds_loom))]
+        super::pool::give_back(req);
+        #[cfg(kds_loom)]
+        drop(req);
     }
 }

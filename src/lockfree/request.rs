@@ -63,7 +63,8 @@ unsafe impl Send for Request {}
 unsafe impl Sync for Request {}
 
 impl Request {
-    /// Builds the request: one allocation (plus one for the links if there are more than 4).
+    /// Builds the request: one allocation (plus one for the links if there are more than 4),
+    /// or none when this thread's pool has one (`pool`).
     pub(super) fn new(
         entries: &[Entry<'_, Core>],
         kind: SetKind,
@@ -78,28 +79,36 @@ impl Request {
         } else {
             UNDECIDED
         };
+        #[cfg(not(kds_loom))]
+        if let Some(mut pooled) = super::pool::take() {
+            let req = Arc::get_mut(&mut pooled).expect("a pooled request is unique");
+            let this = req.this;
+            *req.state.get_mut() = phase | k;
+            *req.links_in_queue.get_mut() = k;
+            *req.resources_dropped.get_mut() = false;
+            req.kind = kind;
+            req.links.extend(links(this, entries, phase));
+            req.waiter = waiter;
+            return pooled;
+        }
         Arc::new_cyclic(|me| Request {
             this: me.as_ptr(),
             state: AtomicUsize::new(phase | k),
             links_in_queue: AtomicUsize::new(k),
             resources_dropped: AtomicBool::new(false),
             kind,
-            links: entries
-                .iter()
-                .map(|entry| {
-                    // The link owns one strong count of its core (see `drop_resources`).
-                    let core = Arc::into_raw(entry.to_arc());
-                    let link = Link::new(me.as_ptr(), core, entry.is_exclusive());
-                    if phase & PHASE == COMMITTED {
-                        // Never tentative: no early trigger to settle. Relaxed: not yet
-                        // published (the append CAS publishes it).
-                        link.trig.store(TRIG_SEALED, Ordering::Relaxed);
-                    }
-                    link
-                })
-                .collect(),
+            links: links(me.as_ptr(), entries, phase).collect(),
             waiter,
         })
+    }
+
+    /// Empties a request that nobody else can reach, before its allocation is pooled: drops
+    /// what it holds (its resources if still held, its links, the client's waiter).
+    #[cfg(not(kds_loom))]
+    pub(super) fn empty(&mut self) {
+        self.drop_resources();
+        self.links.clear();
+        self.waiter = Waiter::thread();
     }
 
     /// A one-link `Locked::Wait` request: committed from the start, its append is its
@@ -395,6 +404,25 @@ impl Request {
         let me = Arc::clone(self);
         pin.defer(move || me.drop_resources());
     }
+}
+
+/// The links of a request at `this` over `entries`, in their order. A committed request's
+/// links are never tentative: no early trigger to settle.
+fn links<'a>(
+    this: *const Request,
+    entries: &'a [Entry<'_, Core>],
+    phase: usize,
+) -> impl Iterator<Item = Link> + 'a {
+    entries.iter().map(move |entry| {
+        // The link owns one strong count of its core (see `drop_resources`).
+        let core = Arc::into_raw(entry.to_arc());
+        let link = Link::new(this, core, entry.is_exclusive());
+        if phase & PHASE == COMMITTED {
+            // Relaxed: not yet published (the append CAS publishes it).
+            link.trig.store(TRIG_SEALED, Ordering::Relaxed);
+        }
+        link
+    })
 }
 
 /// What `Request::mark_removed` found.
