@@ -1,8 +1,9 @@
 //! The contended mixes of issue 18, side by side in one process: the lock-free engine, the
 //! mutex reference and `seed-minimal` (the lean port of the 2012 design), taking turns round
 //! by round, so that a noisy machine moves all three alike. Per mix: median throughput over
-//! the rounds, the ratios, the p99 grant wait, and what the OS did to the threads (holds that
-//! took ten times their length: the holder was preempted; involuntary context switches).
+//! the rounds, the ratios, the p99 grant wait, what the OS did to the threads (holds that took
+//! a hundred times their length: the holder was preempted; releases that took over 10 µs;
+//! involuntary context switches), and the worker threads' CPU time per operation.
 //!
 //! ```text
 //! cargo bench --bench contention -- [--rounds 5] [--ms 200] [--threads 2,4,8] [--busy] [--only R=8]
@@ -69,11 +70,15 @@ struct Run {
     secs: f64,
     /// Every 8th grant wait, ns.
     waits: Vec<u64>,
-    /// Holds longer than `PREEMPTED`, and their time beyond the usual hold.
+    /// Holds (the closure alone) longer than `PREEMPTED`: the holder was preempted.
     preempted: u64,
-    preempted_ns: u64,
+    /// Releases that took longer than `PREEMPTED` (the releaser was preempted, or it paid
+    /// for a wake-up or for the epoch's deferred work).
+    slow_releases: u64,
     /// Involuntary context switches of the worker threads.
     nivcsw: u64,
+    /// CPU time of the worker threads, ns.
+    cpu_ns: u64,
 }
 
 /// The calling thread's involuntary context switches so far (Linux; 0 elsewhere).
@@ -85,6 +90,14 @@ fn nivcsw() -> u64 {
                 .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
                 .and_then(|v| v.trim().parse().ok())
         })
+        .unwrap_or(0)
+}
+
+/// CPU time the calling thread has run, ns (Linux's schedstat; 0 elsewhere).
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -129,20 +142,22 @@ fn run<P: Peer>(mix: Mix, dur: Duration) -> Run {
                     let mut r = Run::default();
                     let before = nivcsw();
                     barrier.wait();
+                    let cpu_before = cpu_ns();
                     let mut i = 0usize;
                     // Relaxed: a stop request, nothing published through it.
                     while !stop.load(Relaxed) {
                         let set = &mine[i % 256];
                         let t0 = Instant::now();
-                        let t1 = P::with(set, || {
+                        let (t1, t2) = P::with(set, || {
                             let t1 = Instant::now();
                             hold();
-                            t1
+                            (t1, Instant::now())
                         });
-                        let held = t1.elapsed();
-                        if held > PREEMPTED {
+                        if t2 - t1 > PREEMPTED {
                             r.preempted += 1;
-                            r.preempted_ns += held.as_nanos() as u64;
+                        }
+                        if t2.elapsed() > PREEMPTED {
+                            r.slow_releases += 1;
                         }
                         if i % 8 == 0 {
                             r.waits.push((t1 - t0).as_nanos() as u64);
@@ -150,6 +165,7 @@ fn run<P: Peer>(mix: Mix, dur: Duration) -> Run {
                         i += 1;
                     }
                     r.ops = i as u64;
+                    r.cpu_ns = cpu_ns() - cpu_before;
                     r.nivcsw = nivcsw() - before;
                     r
                 })
@@ -166,8 +182,9 @@ fn run<P: Peer>(mix: Mix, dur: Duration) -> Run {
         total.ops += r.ops;
         total.waits.extend(r.waits);
         total.preempted += r.preempted;
-        total.preempted_ns += r.preempted_ns;
+        total.slow_releases += r.slow_releases;
         total.nivcsw += r.nivcsw;
+        total.cpu_ns += r.cpu_ns;
     }
     total.secs = secs;
     total
@@ -202,8 +219,9 @@ impl Tally {
         self.all.secs += r.secs;
         self.all.waits.extend(r.waits);
         self.all.preempted += r.preempted;
-        self.all.preempted_ns += r.preempted_ns;
+        self.all.slow_releases += r.slow_releases;
         self.all.nivcsw += r.nivcsw;
+        self.all.cpu_ns += r.cpu_ns;
     }
 }
 
@@ -354,10 +372,13 @@ fn main() {
     println!();
     let names: Vec<&str> = who.iter().map(|w| w.0).collect();
     println!(
-        "| mix | {} (Mops/s) | LF/ref | LF/seed | p99 wait (µs) | preempted holds per 1k ops | invol. switches per 1k ops |",
+        "| mix | Mops/s: {} | LF/ref | LF/seed | p99 wait (µs) | preempted holds per 1k ops | slow releases per 1k ops | invol. switches per 1k ops | CPU µs per op |",
         names.join(" | ")
     );
-    println!("|---|{}---|---|---|---|---|", "---|".repeat(who.len()));
+    println!(
+        "|---|{}---|---|---|---|---|---|---|",
+        "---|".repeat(who.len())
+    );
     let mut tsv = String::new();
     for mix in mixes {
         let mut t: Vec<Tally> = who.iter().map(|_| Tally::default()).collect();
@@ -383,18 +404,23 @@ fn main() {
             (0..who.len()).map(f).collect::<Vec<_>>().join(" / ")
         };
         println!(
-            "| {} | {} | {:.2}× | {:.2}× | {} | {} | {} |",
+            "| {} | {} | {:.2}× | {:.2}× | {} | {} | {} | {} | {} |",
             mix.name(),
             list(&|e| format!("{:.3}", med[e])).replace(" / ", " | "),
             med[0] / med[1],
             med[0] / med[2],
             list(&|e| format!("{:.1}", p99s[e])),
             list(&|e| format!("{:.1}", per_k(&t[e], t[e].all.preempted))),
+            list(&|e| format!("{:.1}", per_k(&t[e], t[e].all.slow_releases))),
             list(&|e| format!("{:.0}", per_k(&t[e], t[e].all.nivcsw))),
+            list(&|e| format!(
+                "{:.2}",
+                t[e].all.cpu_ns as f64 / 1e3 / t[e].all.ops.max(1) as f64
+            )),
         );
         for (e, w) in who.iter().enumerate() {
             tsv.push_str(&format!(
-                "{}\t{}\t{}\t{:.4}\t{:.2}\t{:.3}\t{:.3}\n",
+                "{}\t{}\t{}\t{:.4}\t{:.2}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\n",
                 mix.name(),
                 if a.busy { "busy" } else { "quiet" },
                 w.0,
@@ -402,6 +428,8 @@ fn main() {
                 p99s[e],
                 per_k(&t[e], t[e].all.preempted),
                 per_k(&t[e], t[e].all.nivcsw),
+                per_k(&t[e], t[e].all.slow_releases),
+                t[e].all.cpu_ns as f64 / 1e3 / t[e].all.ops.max(1) as f64,
             ));
         }
         #[cfg(feature = "timeline")]
@@ -446,6 +474,6 @@ fn print_timeline(name: &str, t: &Tally, columns: usize) {
         100.0 * sum(&|x| x.spin_won) as f64 / sum(&|x| x.spin.count).max(1) as f64,
         sum(&|x| x.help.count) as f64 * 1e3 / ops,
         sum(&|x| x.help.total_ns).checked_div(sum(&|x| x.help.count)).unwrap_or(0),
-        " |".repeat(columns + 5),
+        " |".repeat(columns + 7),
     );
 }

@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-/// One engine's figures in one mix: median Mops/s, p99 grant wait (µs), preempted holds and
-/// involuntary context switches per 1,000 operations.
+/// One engine's figures in one mix: median Mops/s, p99 grant wait (µs), preempted holds,
+/// involuntary context switches and slow releases per 1,000 operations, CPU µs per operation.
 #[derive(Clone, Copy, Default)]
 struct Cell {
     mops: f64,
     p99_us: f64,
     preempted: f64,
     switches: f64,
+    slow_releases: f64,
+    cpu_us: f64,
 }
 
 /// Mix name -> engine -> figures, in the file's order of mixes.
@@ -26,7 +28,7 @@ fn load(file: &Path) -> Table {
     let mut table: Table = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() < 7 {
+        if f.len() < 9 {
             continue;
         }
         let num = |i: usize| f[i].parse::<f64>().unwrap_or(f64::NAN);
@@ -35,6 +37,8 @@ fn load(file: &Path) -> Table {
             p99_us: num(4),
             preempted: num(5),
             switches: num(6),
+            slow_releases: num(7),
+            cpu_us: num(8),
         };
         if table.last().map(|(m, _)| m.as_str()) != Some(f[0]) {
             table.push((f[0].to_owned(), BTreeMap::new()));
@@ -98,23 +102,24 @@ pub fn section(target: &Path, md: &mut String, targets: &mut String) -> std::fmt
         return Ok(());
     }
     writeln!(md, "## Contended mixes, engines taking turns (issue 18)\n")?;
-    writeln!(md, "`cargo bench --bench contention` (and `-- --busy --threads 2`): each mix runs the lock-free engine, the reference and `seed-minimal` in turn, round after round in one process (5 rounds of 300 ms each), so machine noise moves all three alike; median throughput over the rounds, p99 of every 8th grant wait over all rounds. \"Preempted\": holds that took over 10 µs (a hold needs about 100 ns), per 1,000 operations; \"switches\": involuntary context switches of the worker threads per 1,000 operations. \"Busy\": an unrelated process spins on one core for the whole run. Where the time goes (`--features timeline`): `docs/benchmarks-analysis.md`.\n")?;
+    writeln!(md, "`cargo bench --bench contention` (and `-- --busy --threads 2`): each mix runs the lock-free engine, the reference and `seed-minimal` in turn, round after round in one process (5 rounds of 300 ms each), so machine noise moves all three alike; median throughput over the rounds, p99 of every 8th grant wait over all rounds. \"Preempted\": holds that took over 10 µs (a hold needs about 100 ns), per 1,000 operations; \"slow releases\": releases that took over 10 µs (a preempted releaser, a wake-up, the epoch's deferred work), per 1,000 operations; \"switches\": involuntary context switches of the worker threads per 1,000 operations; CPU: the worker threads' CPU time per operation (Linux schedstat). \"Busy\": an unrelated process spins on one core for the whole run. Where the time goes (`--features timeline`): `docs/benchmarks-analysis.md`.\n")?;
     for (name, table) in [("quiet machine", &quiet), ("one core busy", &busy)] {
         if table.is_empty() {
             continue;
         }
         writeln!(md, "### {name}\n")?;
-        writeln!(md, "| mix | lock-free Mops/s | reference | seed-minimal | LF / ref | LF / seed | p99 wait µs LF / ref / seed | preempted LF / ref / seed | switches LF / ref / seed |")?;
-        writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(md, "| mix | lock-free Mops/s | reference | seed-minimal | LF / ref | LF / seed | p99 wait µs LF / ref / seed | preempted LF / ref / seed | slow releases LF / ref / seed | switches LF / ref / seed | CPU µs per op LF / ref / seed |")?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
         for (mix, cells) in table.iter() {
             let get = |e: &str| cells.get(e).copied().unwrap_or_default();
             let (l, r, s) = (get(LF), get(REF), get(SEED));
             writeln!(
                 md,
-                "| {mix} | {:.3} | {:.3} | {:.3} | {:.2}× | {:.2}× | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.0} / {:.0} / {:.0} |",
+                "| {mix} | {:.3} | {:.3} | {:.3} | {:.2}× | {:.2}× | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.0} / {:.0} / {:.0} | {:.1} / {:.1} / {:.1} |",
                 l.mops, r.mops, s.mops, l.mops / r.mops, l.mops / s.mops,
                 l.p99_us, r.p99_us, s.p99_us, l.preempted, r.preempted, s.preempted,
-                l.switches, r.switches, s.switches
+                l.slow_releases, r.slow_releases, s.slow_releases,
+                l.switches, r.switches, s.switches, l.cpu_us, r.cpu_us, s.cpu_us
             )?;
         }
         writeln!(md)?;
