@@ -225,23 +225,38 @@ impl Tally {
     }
 }
 
-/// Who runs: the three engines, and with `--ab-spin` the two kds engines again with the spin
-/// window uncapped (every blocked thread spins before it parks, as before issue 18).
-fn contestants(ab_spin: bool) -> Vec<(&'static str, usize, Option<usize>)> {
+/// Who runs: the three engines, and with `--ab-spin` the lock-free engine again under other
+/// waiting policies: as before issue 18 (every blocked thread spins, then yields, before it
+/// parks), with the spin cap but always yielding, and with no spinning at all (every waiter
+/// parks at once, as `seed-minimal`).
+fn contestants(ab_spin: bool) -> Vec<(&'static str, usize, Option<usize>, Option<bool>)> {
     let mut v = vec![
-        ("lock-free", 0, None),
-        ("reference", 1, None),
-        ("seed-minimal", 2, None),
+        ("lock-free", 0, None, None),
+        ("reference", 1, None, None),
+        ("seed-minimal", 2, None, None),
     ];
     if ab_spin {
-        v.push(("lock-free, spin uncapped", 0, Some(usize::MAX)));
-        v.push(("reference, spin uncapped", 1, Some(usize::MAX)));
+        v.push((
+            "lock-free, as before issue 18",
+            0,
+            Some(usize::MAX),
+            Some(true),
+        ));
+        v.push(("lock-free, cap, always yield", 0, None, Some(true)));
+        v.push(("lock-free, no spinning", 0, Some(0), None));
     }
     v
 }
 
-fn run_engine(engine: usize, cap: Option<usize>, mix: Mix, dur: Duration) -> Run {
+fn run_engine(
+    engine: usize,
+    cap: Option<usize>,
+    yields: Option<bool>,
+    mix: Mix,
+    dur: Duration,
+) -> Run {
     kds::harness::set_spin_cap(cap);
+    kds::harness::set_spin_yields(yields);
     match engine {
         0 => run::<Kds<LockFree>>(mix, dur),
         1 => run::<Kds<Reference>>(mix, dur),
@@ -387,13 +402,14 @@ fn main() {
                 let e = (round + j) % who.len();
                 #[cfg(feature = "timeline")]
                 kds::timeline::reset();
-                let r = run_engine(who[e].1, who[e].2, mix, a.dur);
+                let r = run_engine(who[e].1, who[e].2, who[e].3, mix, a.dur);
                 #[cfg(feature = "timeline")]
                 t[e].timeline.push(kds::timeline::snapshot());
                 t[e].add(r);
             }
         }
         kds::harness::set_spin_cap(None);
+        kds::harness::set_spin_yields(None);
         let med: Vec<f64> = t.iter_mut().map(|t| median(&mut t.mops)).collect();
         let p99s: Vec<f64> = t
             .iter_mut()

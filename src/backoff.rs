@@ -16,16 +16,20 @@ use std::time::{Duration, Instant};
 const SPIN_FOR: Duration = Duration::from_micros(4);
 const YIELD_UNTIL: Duration = Duration::from_micros(20);
 
-/// Waits for `done` without parking: spins, then yields, for at most `YIELD_UNTIL` (and not
-/// past `deadline`). `true` if `done` came true. Under loom: one check and one yield, since
-/// loom explores every yield and has no clock.
+/// Waits for `done` without parking: spins, then (if `yields`) yields, for at most
+/// `YIELD_UNTIL` (and not past `deadline`). `true` if `done` came true. Under loom: one check
+/// and one yield, since loom explores every yield and has no clock.
 ///
 /// At most `spin_cap()` threads spin at once; a thread that finds them all taken checks `done`
 /// once and returns, so its caller parks at once. When blocked threads outnumber the cores,
 /// spinning ones would take the CPU from the holders they wait for (`docs/benchmarks-analysis.md`,
 /// "Issue 18, where contended time goes").
 #[inline]
-pub(crate) fn spin_then_yield(done: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+pub(crate) fn spin_then_yield(
+    done: impl FnMut() -> bool,
+    deadline: Option<Instant>,
+    yields: bool,
+) -> bool {
     if cfg!(kds_loom) {
         return check_twice(done);
     }
@@ -33,7 +37,7 @@ pub(crate) fn spin_then_yield(done: impl FnMut() -> bool, deadline: Option<Insta
         let mut done = done;
         return done();
     };
-    let won = spin_window(done, deadline);
+    let won = spin_window(done, deadline, yields);
     // Relaxed: see `SPINNING`.
     if won {
         MISSES.store(0, Ordering::Relaxed);
@@ -64,7 +68,7 @@ fn check_twice(mut done: impl FnMut() -> bool) -> bool {
 /// Relaxed throughout, since nothing is published through it and any answer is correct).
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
-/// How many threads may spin at once: 0 until first computed (see `spin_cap`).
+/// How many threads may spin at once, plus one; 0 until first computed (see `spin_cap`).
 static SPIN_CAP: AtomicUsize = AtomicUsize::new(0);
 
 /// The cores this process may run on, less one for the holder that the spinners wait for
@@ -73,22 +77,71 @@ fn spin_cap() -> usize {
     // Relaxed: a cached configuration value (see `SPINNING`).
     match SPIN_CAP.load(Ordering::Relaxed) {
         0 => {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let cap = cores.saturating_sub(1).max(1);
+            let cap = cores().saturating_sub(1).max(1);
             // Relaxed: as above; racing first callers compute the same value.
-            let _ = SPIN_CAP.compare_exchange(0, cap, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = SPIN_CAP.compare_exchange(0, cap + 1, Ordering::Relaxed, Ordering::Relaxed);
             cap
         }
-        cap => cap,
+        cap => cap - 1,
     }
 }
 
-/// Sets how many threads may spin at once (`None`: the default, see `spin_cap`;
-/// `Some(usize::MAX)`: no limit, as before issue 18). For A/B measurements.
+/// Sets how many threads may spin at once (`None`: the default, see `spin_cap`; `Some(0)`:
+/// none, every waiter parks at once; `Some(usize::MAX)`: no limit and no adaptation, as before
+/// issue 18). For A/B measurements.
 pub(crate) fn set_spin_cap(cap: Option<usize>) {
     // Relaxed: a configuration value (see `SPINNING`).
-    SPIN_CAP.store(cap.unwrap_or(0), Ordering::Relaxed);
+    SPIN_CAP.store(cap.map_or(0, |c| c.saturating_add(1)), Ordering::Relaxed);
     ADAPTIVE.store(cap != Some(usize::MAX), Ordering::Relaxed);
+}
+
+/// Threads blocked in a set's wait now (spinning or parked), across the process. Relaxed
+/// throughout: a heuristic (see `SPINNING`).
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// A blocked set's wait, counted in `WAITING` while it lasts.
+pub(crate) struct Waiting;
+
+impl Waiting {
+    pub(crate) fn enter() -> Waiting {
+        // Relaxed: see `WAITING`.
+        WAITING.fetch_add(1, Ordering::Relaxed);
+        Waiting
+    }
+
+    /// Whether this waiter's spin window should go on yielding after its spinning phase: only
+    /// while blocked threads, with at least one holder, outnumber the cores. Then the holder
+    /// they wait for may be one of ours, preempted, and a yield lets it run; otherwise a yield
+    /// only hands the core to other processes (with one core kept busy by another process, two
+    /// threads ran 0.57-0.66 M sets/s yielding and 0.87-0.90 M without).
+    pub(crate) fn crowded(&self) -> bool {
+        // Relaxed: see `WAITING`.
+        WAITING.load(Ordering::Relaxed) >= cores()
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // Relaxed: see `WAITING`.
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The cores this process may run on (computed once).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A/B knob: 0, spin windows yield as their caller says (the default); 1, always; 2, never.
+static YIELDS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets whether spin windows yield after their spinning phase (`None`: as the caller says,
+/// the default; `Some(true)`: always, as before issue 18; `Some(false)`: never). For A/B
+/// measurements.
+pub(crate) fn set_spin_yields(on: Option<bool>) {
+    // Relaxed: a configuration value (see `SPINNING`).
+    YIELDS.store(on.map_or(0, |on| if on { 1 } else { 2 }), Ordering::Relaxed);
 }
 
 /// A/B knob: whether misses stop spinning.
@@ -126,7 +179,7 @@ impl Drop for SpinSlot {
 
 /// The spin window itself: spins, then yields.
 #[inline]
-fn spin_window(mut done: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+fn spin_window(mut done: impl FnMut() -> bool, deadline: Option<Instant>, yields: bool) -> bool {
     // A first burst without reading the clock: most hand-offs land here.
     for _ in 0..64 {
         if done() {
@@ -135,7 +188,13 @@ fn spin_window(mut done: impl FnMut() -> bool, deadline: Option<Instant>) -> boo
         spin_loop();
     }
     let start = Instant::now();
-    let until = deadline.map_or(start + YIELD_UNTIL, |d| d.min(start + YIELD_UNTIL));
+    // Relaxed: a configuration value (see `SPINNING`).
+    let yields = match YIELDS.load(Ordering::Relaxed) {
+        0 => yields,
+        forced => forced == 1,
+    };
+    let window = if yields { YIELD_UNTIL } else { SPIN_FOR };
+    let until = deadline.map_or(start + window, |d| d.min(start + window));
     loop {
         let now = Instant::now();
         if now >= until {

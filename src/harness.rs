@@ -35,7 +35,15 @@ pub fn flush_deferred_frees() {
 pub use crate::lockfree::{loom_async_fast, loom_hint_min};
 
 /// How many blocked threads may spin at once before parking (`None`: the default, the cores
-/// less one; `Some(usize::MAX)`: no limit). For the A/B runs of `benches/contention.rs`.
+/// less one; `Some(0)`: none; `Some(usize::MAX)`: no limit). For the A/B runs of
+/// `benches/contention.rs`.
 pub fn set_spin_cap(cap: Option<usize>) {
     crate::backoff::set_spin_cap(cap);
+}
+
+/// Whether a blocked thread's spin window yields after its spinning phase before it parks
+/// (`None`: only while blocked threads outnumber the cores, the default; `Some(true)`: always;
+/// `Some(false)`: never). For the A/B runs of `benches/contention.rs`.
+pub fn set_spin_yields(on: Option<bool>) {
+    crate::backoff::set_spin_yields(on);
 }

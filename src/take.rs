@@ -4,7 +4,7 @@
 //! These work on entries and on the engine's requests only; the callers (`set.rs`,
 //! `future.rs`) make guards of what they return.
 
-use crate::backoff::spin_then_yield;
+use crate::backoff::{spin_then_yield, Waiting};
 use crate::delivery::{self, flush, Deliver, Waited, Waiter};
 use crate::engine::{Engine, Enqueued, Entry, Holder, SetKind, MAX_SET_LEN};
 use crate::error::Error;
@@ -91,8 +91,9 @@ pub(crate) fn wait_queued<E: Engine>(
     // Inside a direct callback, grants this thread owes others must go out before it
     // blocks (one of them may be what frees our set).
     delivery::flush_before_blocking();
+    let waiting = Waiting::enter();
     let spin_began = timeline::now();
-    let won = spin_then_yield(|| waiter.is_delivered(), deadline);
+    let won = spin_then_yield(|| waiter.is_delivered(), deadline, waiting.crowded());
     timeline::spun(spin_began, won);
     if won {
         timeline::running(&waiter.stamp, false);

@@ -123,6 +123,7 @@ impl Worker {
                                     !matches!(next, Err(mpsc::TryRecvError::Empty))
                                 },
                                 None,
+                                true, // a worker's next job is its own to wait for
                             );
                             match next {
                                 Ok(job) => job,
