@@ -1,6 +1,9 @@
 //! Waiting a little without parking: a blocked thread, or a [`Worker`](crate::Worker) that
 //! just ran a callback, spins and then yields for a few microseconds before it parks, because
-//! the next grant often comes that soon and a park/unpark hand-off costs about 20 µs.
+//! the next grant often comes that soon and a park/unpark hand-off costs about 20 µs. Not
+//! when that would take the CPU from the holders: at most one thread fewer than the cores
+//! spins at once, spinning pauses while it keeps missing, and a blocked set yields only while
+//! blocked threads outnumber the cores (see `spin_then_yield` and `Waiting::crowded`).
 
 use crate::sync::{spin_loop, thread};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +26,7 @@ const YIELD_UNTIL: Duration = Duration::from_micros(20);
 /// At most `spin_cap()` threads spin at once; a thread that finds them all taken checks `done`
 /// once and returns, so its caller parks at once. When blocked threads outnumber the cores,
 /// spinning ones would take the CPU from the holders they wait for (`docs/benchmarks-analysis.md`,
-/// "Issue 18, where contended time goes").
+/// "Issue 18, second pass").
 #[inline]
 pub(crate) fn spin_then_yield(
     done: impl FnMut() -> bool,
