@@ -202,6 +202,10 @@ impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pin = &crate::sync::epoch::pin();
         let (mut live, mut removed) = (0usize, 0usize);
+        // Each link in queue order, for a stall's dump: `X`/`S` (exclusive, shared), `-` if
+        // removed; its trigger flag (`p`ending, `e`arly, `s`ealed, `t`riggered); its request:
+        // `U`ndecided, `L`ive or `G`one, `+` if granted, `d` if the grant was delivered.
+        let mut links = String::new();
         // Acquire: see the fields of the node this points to (published by its append).
         let mut cur = self.stub.next.load(Ordering::Acquire, pin);
         // SAFETY: nodes reachable from the stub are alive while pinned (see `retire`).
@@ -212,6 +216,29 @@ impl fmt::Debug for Core {
             } else {
                 removed += 1;
             }
+            let req = node.request().expect("only the stub has no request");
+            links.push_str(if node.exclusive { " X" } else { " S" });
+            if cur.tag() & MARK != 0 {
+                links.push('-');
+            }
+            // Acquire: as above (a diagnostic read).
+            links.push(match node.trig.load(Ordering::Acquire) {
+                TRIG_PENDING => 'p',
+                TRIG_EARLY => 'e',
+                TRIG_SEALED => 's',
+                _ => 't',
+            });
+            links.push(match req.presence() {
+                Presence::Undecided => 'U',
+                Presence::Live => 'L',
+                Presence::Gone => 'G',
+            });
+            if req.is_granted() {
+                links.push('+');
+            }
+            if crate::delivery::Waited::waiter(req).is_delivered() {
+                links.push('d');
+            }
         }
         let (exclusive, shared, reserved) = self.gate.snapshot();
         f.debug_struct("Queue")
@@ -220,6 +247,7 @@ impl fmt::Debug for Core {
             .field("reserved_links", &reserved)
             .field("fast_exclusive", &exclusive)
             .field("fast_shared", &shared)
+            .field("links", &links.trim_start())
             .finish()
     }
 }

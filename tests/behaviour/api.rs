@@ -107,3 +107,31 @@ fn lockfree_cancelled_waiters_do_not_pile_up_behind_a_holder() {
     assert!(waiting.iter().all(|p| p.is_granted()));
     assert!(ResourceSet::new().exclusive(&r).try_acquire().is_ok());
 }
+
+/// Lock-free engine: a resource's `Debug` lists its queue's links in order with their state,
+/// so a stall's dump tells a link never triggered from a grant never delivered.
+#[test]
+fn lockfree_queue_debug_shows_each_link() {
+    use kds::{Dispatch, Locked};
+    use std::sync::{Arc, Mutex};
+    let r = Resource::new();
+    let kept = Arc::new(Mutex::new(None));
+    let keep = kept.clone();
+    // The Fail policy never takes the fast path: the first set is granted through the queue.
+    let first = ResourceSet::new()
+        .exclusive(&r)
+        .locked(Locked::Fail)
+        .on_grant(Dispatch::Direct, move |g| *keep.lock().unwrap() = Some(g))
+        .unwrap();
+    assert!(first.is_granted());
+    let second = ResourceSet::new()
+        .shared(&r)
+        .on_grant(Dispatch::Direct, drop)
+        .unwrap();
+    let dump = format!("{r:?}");
+    // The holder: exclusive, triggered early (at its append), live, granted, delivered; behind
+    // it a shared link not yet triggered (sealed), of a live request.
+    assert!(dump.contains(r#"links: "XeL+d SsL""#), "{dump}");
+    drop(kept.lock().unwrap().take());
+    assert!(second.is_granted());
+}
