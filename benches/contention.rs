@@ -20,6 +20,9 @@
 //! Writes `target/kds-bench/contention.tsv` (one row per mix and engine) for the report.
 
 #[allow(dead_code)]
+#[path = "kds/mix.rs"]
+mod mix;
+#[allow(dead_code)]
 #[path = "kds/peers.rs"]
 mod peers;
 #[path = "kds/seed_minimal.rs"]
@@ -29,36 +32,12 @@ mod support;
 
 use kds::reference::Reference;
 use kds::LockFree;
+use mix::{hold, Mix};
 use peers::{Kds, Peer};
 use seed_minimal::SeedMinimal;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
-use support::Rng;
-
-#[derive(Clone, Copy)]
-struct Mix {
-    resources: usize,
-    k: usize,
-    exclusive_pct: u64,
-    threads: usize,
-}
-
-impl Mix {
-    fn name(&self) -> String {
-        format!(
-            "R={} k={} x={}% T={}",
-            self.resources, self.k, self.exclusive_pct, self.threads
-        )
-    }
-}
-
-/// Busy work while a set is held (about 100 ns), as in `benches/kds`.
-fn hold() {
-    for _ in 0..32 {
-        std::hint::spin_loop();
-    }
-}
 
 /// A hold that took this long was preempted (it needs about 100 ns).
 const PREEMPTED: Duration = Duration::from_micros(10);
@@ -101,35 +80,10 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Per thread, 256 random sets of `mix.k` distinct resources (the same draw as `benches/kds`).
-fn sets<P: Peer>(res: &[P::Res], mix: Mix) -> Vec<Vec<P::Set>> {
-    (0..mix.threads)
-        .map(|t| {
-            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
-            (0..256)
-                .map(|_| {
-                    let mut picked: Vec<usize> = Vec::new();
-                    while picked.len() < mix.k {
-                        let r = rng.below(mix.resources as u64) as usize;
-                        if !picked.contains(&r) {
-                            picked.push(r);
-                        }
-                    }
-                    let entries: Vec<(&P::Res, bool)> = picked
-                        .iter()
-                        .map(|&r| (&res[r], rng.below(100) < mix.exclusive_pct))
-                        .collect();
-                    P::set(&entries)
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// Runs `mix` on `P` for `dur`: every thread locks its sets in turn until told to stop.
 fn run<P: Peer>(mix: Mix, dur: Duration) -> Run {
     let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
-    let sets = sets::<P>(&res, mix);
+    let sets = mix::sets::<P>(&res, mix);
     let barrier = Barrier::new(mix.threads + 1);
     let stop = AtomicBool::new(false);
     let mut total = Run::default();
@@ -349,27 +303,14 @@ fn main() {
         }
     }
     let a = args();
-    let mut mixes = Vec::new();
-    for resources in [8, 64] {
-        for k in [2, 4] {
-            for exclusive_pct in [10, 50, 100] {
-                for &threads in &a.threads {
-                    let mix = Mix {
-                        resources,
-                        k,
-                        exclusive_pct,
-                        threads,
-                    };
-                    if a.only
-                        .as_ref()
-                        .map_or(true, |o| mix.name().contains(o.as_str()))
-                    {
-                        mixes.push(mix);
-                    }
-                }
-            }
-        }
-    }
+    let mixes: Vec<Mix> = mix::all(&a.threads)
+        .into_iter()
+        .filter(|m| {
+            a.only
+                .as_ref()
+                .map_or(true, |o| m.param().contains(o.as_str()))
+        })
+        .collect();
     let _spinner = a.busy.then(Spinner::start);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -421,7 +362,7 @@ fn main() {
         };
         println!(
             "| {} | {} | {:.2}× | {:.2}× | {} | {} | {} | {} | {} |",
-            mix.name(),
+            mix.param(),
             list(&|e| format!("{:.3}", med[e])).replace(" / ", " | "),
             med[0] / med[1],
             med[0] / med[2],
@@ -437,7 +378,7 @@ fn main() {
         for (e, w) in who.iter().enumerate() {
             tsv.push_str(&format!(
                 "{}\t{}\t{}\t{:.4}\t{:.2}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\n",
-                mix.name(),
+                mix.param(),
                 if a.busy { "busy" } else { "quiet" },
                 w.0,
                 med[e],

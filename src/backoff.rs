@@ -41,10 +41,14 @@ pub(crate) fn spin_then_yield(
         return done();
     };
     let won = spin_window(done, deadline, yields);
-    // Relaxed: see `SPINNING`.
+    // Relaxed: see `SPINNING`. Read before written, so that the common case (winning while
+    // nothing was missed) writes no line that every waiter reads.
+    let misses = MISSES.load(Ordering::Relaxed);
     if won {
-        MISSES.store(0, Ordering::Relaxed);
-    } else if MISSES.load(Ordering::Relaxed) < MISS_LIMIT {
+        if misses != 0 {
+            MISSES.store(0, Ordering::Relaxed);
+        }
+    } else if misses < MISS_LIMIT {
         MISSES.fetch_add(1, Ordering::Relaxed);
     }
     won
@@ -71,21 +75,16 @@ fn check_twice(mut done: impl FnMut() -> bool) -> bool {
 /// Relaxed throughout, since nothing is published through it and any answer is correct).
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
-/// How many threads may spin at once, plus one; 0 until first computed (see `spin_cap`).
+/// How many threads may spin at once, plus one, as `set_spin_cap` chose; 0: the default.
 static SPIN_CAP: AtomicUsize = AtomicUsize::new(0);
 
 /// The cores this process may run on, less one for the holder that the spinners wait for
 /// (at least 1), unless `set_spin_cap` chose.
 fn spin_cap() -> usize {
-    // Relaxed: a cached configuration value (see `SPINNING`).
+    // Relaxed: a configuration value (see `SPINNING`).
     match SPIN_CAP.load(Ordering::Relaxed) {
-        0 => {
-            let cap = cores().saturating_sub(1).max(1);
-            // Relaxed: as above; racing first callers compute the same value.
-            let _ = SPIN_CAP.compare_exchange(0, cap + 1, Ordering::Relaxed, Ordering::Relaxed);
-            cap
-        }
-        cap => cap - 1,
+        0 => cores().saturating_sub(1).max(1),
+        chosen => chosen - 1,
     }
 }
 
@@ -148,8 +147,7 @@ pub(crate) fn set_spin_yields(on: Option<bool>) {
 }
 
 /// A/B knob: whether misses stop spinning.
-pub(crate) static ADAPTIVE: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(true);
+static ADAPTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// One of the `spin_cap()` spin slots, given back on drop.
 struct SpinSlot;

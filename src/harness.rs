@@ -35,8 +35,8 @@ pub fn flush_deferred_frees() {
 pub use crate::lockfree::{loom_async_fast, loom_hint_min};
 
 /// How many blocked threads may spin at once before parking (`None`: the default, the cores
-/// less one; `Some(0)`: none; `Some(usize::MAX)`: no limit). For the A/B runs of
-/// `benches/contention.rs`.
+/// less one; `Some(0)`: none; `Some(usize::MAX)`: no limit, and spinning does not pause
+/// after misses). For the A/B runs of `benches/contention.rs`.
 pub fn set_spin_cap(cap: Option<usize>) {
     crate::backoff::set_spin_cap(cap);
 }

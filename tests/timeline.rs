@@ -6,7 +6,7 @@
 
 use kds::{Resource, ResourceSet};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn parked_hand_off<E: kds::Engine>() {
     kds::timeline::reset();
@@ -48,20 +48,33 @@ fn parked_hand_off<E: kds::Engine>() {
 fn spinning_hand_off() {
     kds::timeline::reset();
     let r = Resource::new();
-    // Many short hand-offs between two threads: with two threads and at least one spin slot,
-    // some grants land while the waiter spins (this machine's CI has 2 cores; on one core the
-    // spinner yields, and a grant still lands inside the window).
-    std::thread::scope(|s| {
-        for _ in 0..2 {
+    // Hand-offs to a waiter that has just queued: the holder releases a couple of microseconds
+    // after the waiter says it is about to wait, inside its spin window. Left to themselves,
+    // two threads locking in a loop may never overlap (each finishes before the other starts),
+    // so the test makes the overlap, round after round, until a grant lands on a spinning
+    // waiter (a round may miss: the waiter not yet queued, or descheduled past its window).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut rounds = 0;
+    while kds::timeline::snapshot().spinning.count == 0 && Instant::now() < deadline {
+        rounds += 1;
+        let held = ResourceSet::new().exclusive(&r).wait().unwrap();
+        let about_to_wait = AtomicBool::new(false);
+        std::thread::scope(|s| {
             s.spawn(|| {
-                for _ in 0..2_000 {
-                    let g = ResourceSet::new().exclusive(&r).wait().unwrap();
-                    std::hint::black_box(&g);
-                    drop(g);
-                }
+                about_to_wait.store(true, SeqCst);
+                drop(ResourceSet::new().exclusive(&r).wait().unwrap());
             });
-        }
-    });
+            while !about_to_wait.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+            let until = Instant::now() + Duration::from_micros(2);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            drop(held);
+        });
+    }
+    eprintln!("a grant reached a spinning waiter after {rounds} rounds");
     let t = kds::timeline::snapshot();
     let grants = t.spinning.count + t.parked.count;
     assert!(grants > 0, "2 threads on one resource never queued: {t:?}");

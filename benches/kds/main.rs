@@ -18,6 +18,7 @@
 //! benches/report.sh` runs both.
 
 mod alloc;
+mod mix;
 mod paths;
 mod peers;
 mod perf;
@@ -29,6 +30,7 @@ use criterion::measurement::{Measurement, WallTime};
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use kds::reference::Reference;
 use kds::LockFree;
+use mix::{hold, Mix};
 use peers::{Kds, ParkingLot, Peer, StdRwLock, Tokio};
 use seed_minimal::SeedMinimal;
 use std::hint::black_box;
@@ -66,10 +68,10 @@ fn measure<M: Measurement>(meter: &M, f: impl FnOnce()) -> M::Value {
     meter.end(start)
 }
 
-/// The small deterministic generator for the workloads' random sets, shared with the tests.
+/// The small deterministic generator for the workloads' random sets (`mix.rs`), shared with
+/// the tests.
 #[path = "../../tests/support/mod.rs"]
 mod support;
-use support::Rng;
 
 // ---------------------------------------------------------------------------------------
 // 1. uncontended
@@ -166,30 +168,6 @@ fn disjoint<M: Measurement>(c: &mut Criterion<M>, name: &str, meter: &M, ts: &[u
 // ---------------------------------------------------------------------------------------
 // 3. contended mixes
 
-#[derive(Clone, Copy)]
-struct Mix {
-    resources: usize,
-    k: usize,
-    exclusive_pct: u64,
-    threads: usize,
-}
-
-impl Mix {
-    fn param(&self) -> String {
-        format!(
-            "R={} k={} x={}% T={}",
-            self.resources, self.k, self.exclusive_pct, self.threads
-        )
-    }
-}
-
-/// Busy work while a set is held (about 100 ns).
-fn hold() {
-    for _ in 0..32 {
-        std::hint::spin_loop();
-    }
-}
-
 fn contended_one<P: Peer, M: Measurement>(
     g: &mut BenchmarkGroup<M>,
     meter: &M,
@@ -197,38 +175,13 @@ fn contended_one<P: Peer, M: Measurement>(
     group: &str,
 ) {
     let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
-    let sets = contended_sets::<P>(&res, mix);
+    let sets = mix::sets::<P>(&res, mix);
     let id = BenchmarkId::new(P::NAME, mix.param());
     let lat_id = format!("{group}/{}/{}", P::NAME, mix.param());
     g.throughput(Throughput::Elements(mix.threads as u64));
     g.bench_function(id, |b| {
         b.iter_custom(|iters| measure(meter, || contended_run::<P>(&sets, iters, Some(&lat_id))))
     });
-}
-
-/// Per thread, 256 random sets of `mix.k` distinct resources out of `res`.
-fn contended_sets<P: Peer>(res: &[P::Res], mix: Mix) -> Vec<Vec<P::Set>> {
-    (0..mix.threads)
-        .map(|t| {
-            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
-            (0..256)
-                .map(|_| {
-                    let mut picked: Vec<usize> = Vec::new();
-                    while picked.len() < mix.k {
-                        let r = rng.below(mix.resources as u64) as usize;
-                        if !picked.contains(&r) {
-                            picked.push(r);
-                        }
-                    }
-                    let entries: Vec<(&P::Res, bool)> = picked
-                        .iter()
-                        .map(|&r| (&res[r], rng.below(100) < mix.exclusive_pct))
-                        .collect();
-                    P::set(&entries)
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// One thread per entry of `sets`, each locking its sets in turn `iters` times; every 8th
@@ -273,25 +226,6 @@ fn contended<M: Measurement>(c: &mut Criterion<M>, name: &str, meter: &M, mixes:
         contended_one::<WaitDie, M>(&mut g, meter, mix, name);
     }
     g.finish();
-}
-
-fn all_mixes() -> Vec<Mix> {
-    let mut v = Vec::new();
-    for resources in [8, 64] {
-        for k in [2, 4] {
-            for exclusive_pct in [10, 50, 100] {
-                for threads in [2, 4, 8] {
-                    v.push(Mix {
-                        resources,
-                        k,
-                        exclusive_pct,
-                        threads,
-                    });
-                }
-            }
-        }
-    }
-    v
 }
 
 // ---------------------------------------------------------------------------------------
@@ -598,7 +532,7 @@ fn context_switches_of<P: Peer>() {
             threads,
         };
         let res: Vec<P::Res> = (0..mix.resources).map(|_| P::resource()).collect();
-        let sets = contended_sets::<P>(&res, mix);
+        let sets = mix::sets::<P>(&res, mix);
         let n = measure(&meter, || contended_run::<P>(&sets, ops, None));
         let per_op = n as f64 / (ops * mix.threads as u64) as f64;
         record::row(
@@ -683,7 +617,7 @@ fn main() {
         &[false, true],
     );
     disjoint(&mut c, "disjoint", &WallTime, &[1, 2, 4, 8]);
-    contended(&mut c, "contended", &WallTime, &all_mixes());
+    contended(&mut c, "contended", &WallTime, &mix::all(&[2, 4, 8]));
     handoff(&mut c);
     paths::paths(&mut c);
     memory();
