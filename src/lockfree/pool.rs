@@ -47,8 +47,8 @@ pub(super) fn give_back(mut req: Arc<Request>) {
     };
     // Drop the old contents now (the client's waiter, the resources if still held).
     inner.empty();
-    // A pool being destroyed, or a callback of a deferred function already borrowing it
-    // (never: nothing below runs user code), frees instead.
+    // Freed instead when the thread's pool is being destroyed, or already borrowed (if the
+    // drops in `empty` ever led back here).
     let _ = POOL.try_with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
             if p.len() < KEEP {
