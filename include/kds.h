@@ -8,7 +8,8 @@
  * signatures, same constant values. What the kernel expressed with jiffies, ERR_PTR and
  * signals means here:
  *
- *   - timeouts are in milliseconds; KDS_WAIT_BLOCKING waits for ever; 0 does not block;
+ *   - timeouts are in milliseconds; KDS_WAIT_BLOCKING waits for ever; 0 does not block
+ *     (and never consumes a raised interrupt: it is a probe);
  *   - kds_waitall returns the held set, NULL when the timeout passed, or an error pointer:
  *     test it with KDS_IS_ERR(p) and decode it with KDS_PTR_ERR(p), a negative errno:
  *       -EINTR   the calling thread's interrupt was raised (kds_interrupt_raise below;
@@ -98,9 +99,9 @@ void kds_callback_term(struct kds_callback *cb);
 /* Initialize *resource as a new, free resource. NULL is ignored. */
 void kds_resource_init(struct kds_resource *resource);
 
-/* Forget *resource. Safe even while sets hold or wait for it: they keep it alive until they
- * are released (the kernel asserted instead). NULL, a zero-filled or terminated struct is
- * ignored. */
+/* Forget *resource. Safe even while sets hold or wait for it (the kernel asserted instead):
+ * it stays allocated until they are released, and a later kds_resource_term frees it. NULL,
+ * a zero-filled or terminated struct is ignored. */
 void kds_resource_term(struct kds_resource *resource);
 
 /* ---- requests ---- */
@@ -111,7 +112,9 @@ void kds_resource_term(struct kds_resource *resource);
  * callback_parameter and callback_extra_parameter once all of them are granted; with a direct
  * cb and everything free it runs before this call returns (unless this call is made inside a
  * direct callback: then just after that callback returns, so that chains don't grow the
- * stack). *pprset is set before the callback can run, so the callback may release it. The
+ * stack, or, if that callback blocks in kds_waitall first, just before it blocks, since the
+ * set it waits for may need this one to run). *pprset is set before the callback can run, so
+ * the callback may release it. The
  * caller owns the set until kds_resource_set_release(pprset). flags: a KDS_FLAG_LOCKED_*
  * action. A resource named twice counts once, exclusive winning; number_resources == 0 is
  * granted at once. Returns 0 or a negative errno (see the top of this file); on error

@@ -24,6 +24,10 @@ const INLINE: usize = 8;
 const LEN: usize = u32::MAX as usize;
 /// `Entries::meta`: each entry holds one strong count of its resource.
 const OWNS: usize = 1 << 32;
+/// `Entries::meta`: the entries borrow their resources for `'static` on a caller's promise
+/// ([`assume_static`](Entries::assume_static)): they take no counts, and neither do copies
+/// made "owned" of them.
+const UNCOUNTED: usize = 1 << 33;
 /// `Entries::meta`: where the container's own byte starts (bits 40..48).
 const AUX_SHIFT: u32 = 40;
 /// `Entries::meta`: always set, so the word is never zero: a container such as
@@ -239,6 +243,14 @@ impl<'a, E: Engine> Entries<'a, E> {
     /// lives.
     #[inline]
     pub(crate) fn owned_copy(&self) -> Entries<'static, E> {
+        if self.bits() & UNCOUNTED != 0 {
+            // Valid for `'static` already (the caller of `assume_static` promised it).
+            return Entries {
+                meta: self.meta,
+                items: self.copied_items(),
+                _borrow: PhantomData,
+            };
+        }
         for entry in self.as_slice() {
             entry.count_up();
         }
@@ -266,6 +278,11 @@ impl<'a, E: Engine> Entries<'a, E> {
     /// The same entries valid for as long as the returned container lives: the counts of
     /// each resource are taken unless `self` has them already.
     pub(crate) fn into_owned(mut self) -> Entries<'static, E> {
+        if self.bits() & UNCOUNTED != 0 {
+            // SAFETY: marked by `assume_static`, whose caller promised that the resources
+            // outlive every copy made of these entries; this is one.
+            return unsafe { self.assume_static() };
+        }
         if !self.owns() {
             for entry in self.as_slice() {
                 entry.count_up();
@@ -279,6 +296,29 @@ impl<'a, E: Engine> Entries<'a, E> {
         // Its counts and its heap list (if any) moved with the entries: nothing left to drop.
         self.meta = Self::meta_of(NONZERO);
         owned
+    }
+}
+
+impl<E: Engine> Entries<'_, E> {
+    /// The same entries as valid for `'static`, taking no counts, and marked so that an owned
+    /// copy of them takes none either (an owning container is returned as it is).
+    ///
+    /// # Safety
+    ///
+    /// Each resource named (now or later) outlives the returned container, and every copy
+    /// made of it (clones, owned copies, the guards that hold them).
+    #[inline]
+    pub(crate) unsafe fn assume_static(mut self) -> Entries<'static, E> {
+        // An owning container is valid for `'static` already, and its copies must count.
+        let mark = if self.owns() { 0 } else { UNCOUNTED };
+        let marked = Entries {
+            meta: Self::meta_of(self.bits() | mark),
+            items: self.items,
+            _borrow: PhantomData,
+        };
+        // The counts (if any) and the heap list (if any) moved with the entries.
+        self.meta = Self::meta_of(NONZERO);
+        marked
     }
 }
 
@@ -393,6 +433,49 @@ mod tests {
                 .all(|x| std::sync::Arc::strong_count(&x.core) == 2));
             drop(again);
             assert!(r.iter().all(|x| std::sync::Arc::strong_count(&x.core) == 1));
+        }
+    }
+
+    /// Entries marked by `assume_static` take no counts, nor do their clones, owned copies or
+    /// `into_owned`; an owning container stays owning (its copies count), inline and on the
+    /// heap.
+    #[test]
+    fn assumed_static_entries_take_no_counts() {
+        let r: Vec<Resource> = (0..12).map(|_| Resource::new()).collect();
+        let counts = |n: usize| {
+            r[..n]
+                .iter()
+                .map(|x| std::sync::Arc::strong_count(&x.core))
+                .collect::<Vec<_>>()
+        };
+        for n in [1, 8, 12] {
+            let mut e = Entries::<Reference>::new(0);
+            for res in &r[..n] {
+                e.insert(crate::engine::Entry::new(&res.core, Access::Exclusive));
+            }
+            // SAFETY: `r` outlives every container made here.
+            let e = unsafe { e.assume_static() };
+            let copies = (e.owned_copy(), e.clone(), e.clone().into_owned());
+            assert_eq!(counts(n), vec![1; n], "an assumed-static copy took a count");
+            assert!(copies.0.as_slice().len() == n && copies.2.as_slice().len() == n);
+            drop((copies, e));
+            assert_eq!(counts(n), vec![1; n]);
+
+            let mut owning = Entries::<Reference>::new(0);
+            for res in &r[..n] {
+                owning.insert(crate::engine::Entry::new(&res.core, Access::Shared));
+            }
+            let owning = owning.into_owned();
+            // SAFETY: owning: nothing is assumed.
+            let owning = unsafe { owning.assume_static() };
+            let copy = owning.owned_copy();
+            assert_eq!(
+                counts(n),
+                vec![3; n],
+                "an owning container's copy must count"
+            );
+            drop((copy, owning));
+            assert_eq!(counts(n), vec![1; n]);
         }
     }
 }

@@ -185,6 +185,41 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
         }
     }
 
+    /// The same set as a `ResourceSet<'static>` that still borrows its resources, taking no
+    /// reference counts, on the caller's promise that they outlive it. Its copies, guards,
+    /// futures and callbacks are `'static` without counts as well (where an
+    /// [`into_owned`](Self::into_owned) set takes one count per resource and per copy).
+    ///
+    /// It is for front ends whose callers manage the resources' lifetime themselves, such as
+    /// a C ABI (`kds.h`'s callers keep each `struct kds_resource` initialized while sets use
+    /// it); Rust code should borrow or own instead. An owned set is returned as it is.
+    ///
+    /// # Safety
+    ///
+    /// Each resource of the set (and each one added to it later) must stay alive (some
+    /// [`Resource`] handle of it not dropped) until the returned set, every copy of it, and
+    /// every guard, future and pending callback made from them are dropped. (Requests that
+    /// queue hold handles of their own; the promise covers what does not queue.)
+    ///
+    /// ```
+    /// use kds::{Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// // SAFETY: `buffer` outlives the set and its guard, both dropped in this scope.
+    /// let set: ResourceSet<'static> = unsafe { ResourceSet::new().exclusive(&buffer).assume_static() };
+    /// let guard = set.wait()?; // a `Guard<'static>` that took no reference count
+    /// drop(guard);
+    /// drop(set);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    #[inline]
+    pub unsafe fn assume_static(self) -> ResourceSet<'static, E> {
+        ResourceSet {
+            // SAFETY: the caller's promise is `Entries::assume_static`'s.
+            entries: unsafe { self.entries.assume_static() },
+        }
+    }
+
     /// Blocks until the whole set is granted (the seed's `kds_waitall` without timeout) and
     /// returns the [`Guard`]: dropping it releases the set. The guard borrows the resources as
     /// the set does (or owns handles, for an owned set); it does not borrow the set, so

@@ -1,8 +1,16 @@
-/* The C-side benchmarks of libkds: the uncontended and hand-off workloads through the C ABI
- * (kds.h over the lock-free engine) against seed_port.h (the 2012 design: one global pthread
- * mutex over intrusive lists), measured in the same run. Prints one TSV row per workload and
- * implementation: the median over RUNS runs of each run's figure (ns per acquire+release for
- * uncontended, median grant latency for the hand-offs). Run by capi/bench/run.sh. */
+/* The C-side benchmarks of libkds: every call a driver makes through the C ABI (kds.h over
+ * the lock-free engine) against seed_port.h (the 2012 design: one global pthread mutex over
+ * intrusive lists), measured in the same run, the two taking turns run by run. Prints one
+ * TSV row per workload and implementation: the median over RUNS runs of each run's figure
+ * (ns per request + release for the uncontended and contended rows, the median grant latency
+ * for the hand-offs). Run by capi/bench/run.sh.
+ *
+ *   --quick          smoke run (figures meaningless)
+ *   --only SUBSTR    only the workloads whose name contains SUBSTR
+ *   --impl kds|seed  only one implementation (for callgrind: capi/bench/instructions.sh)
+ *   --iters N        iterations of each uncontended run
+ *   --runs N         runs per workload
+ *   --busy           the contended rows with one core kept busy by another process */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -11,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kds.h"
 #include "seed_port.h"
@@ -19,6 +30,7 @@ static int RUNS = 7;
 static long UNCONTENDED_ITERS = 1000000;
 static int HANDOFF_ITERS = 2000;
 static int CALLBACK_ITERS = 200000;
+static int CONTENDED_MS = 200;
 
 static inline uint64_t now_ns(void)
 {
@@ -46,6 +58,16 @@ static uint64_t median(uint64_t *v, int n)
 	return v[n / 2];
 }
 
+/* The two direct callbacks: one that does nothing but count, one that stamps a hand-off. */
+static unsigned long noop_calls;
+static void noop_cb(void *p1, void *p2)
+{
+	(void)p1;
+	(void)p2;
+	noop_calls++;
+}
+static void stamp_cb(void *p1, void *p2);
+
 /* ---- the two implementations behind one small interface ---- */
 
 struct impl {
@@ -54,8 +76,10 @@ struct impl {
 	void (*res_free)(void *res);
 	void *(*wait)(int n, unsigned long *bm, void **res);
 	void (*release)(void **set);
-	void (*async_direct)(void **set, void (*cb)(void *, void *), void *p, int n,
-			     unsigned long *bm, void **res);
+	/* An async request whose callback runs on the granting thread; `noop`: the callback
+	 * that does nothing (else `stamp_cb`). */
+	void (*async_direct)(void **set, int noop, void *p, int n, unsigned long *bm,
+			     void **res);
 };
 
 static void *kds_res_new(void)
@@ -80,13 +104,12 @@ static void kds_rel(void **s)
 {
 	kds_resource_set_release((struct kds_resource_set **)s);
 }
-static struct kds_callback kds_direct_cb;
-static void kds_async(void **s, void (*cb)(void *, void *), void *p, int n, unsigned long *bm,
-		      void **res)
+static struct kds_callback kds_stamp_cb, kds_noop_cb;
+static void kds_async(void **s, int noop, void *p, int n, unsigned long *bm, void **res)
 {
-	(void)cb; /* kds_direct_cb was initialized with it */
-	if (kds_async_waitall((struct kds_resource_set **)s, KDS_FLAG_LOCKED_WAIT, &kds_direct_cb, p,
-			      NULL, n, bm, (struct kds_resource **)res))
+	if (kds_async_waitall((struct kds_resource_set **)s, KDS_FLAG_LOCKED_WAIT,
+			      noop ? &kds_noop_cb : &kds_stamp_cb, p, NULL, n, bm,
+			      (struct kds_resource **)res))
 		abort();
 }
 
@@ -108,10 +131,10 @@ static void sp_rel(void **s)
 {
 	sp_release((struct sp_set **)s);
 }
-static void sp_async(void **s, void (*cb)(void *, void *), void *p, int n, unsigned long *bm,
-		     void **res)
+static void sp_async(void **s, int noop, void *p, int n, unsigned long *bm, void **res)
 {
-	sp_async_waitall((struct sp_set **)s, cb, p, NULL, n, bm, (struct sp_resource **)res);
+	sp_async_waitall((struct sp_set **)s, noop ? noop_cb : stamp_cb, p, NULL, n, bm,
+			 (struct sp_resource **)res);
 }
 
 static const struct impl impls[2] = {
@@ -121,19 +144,34 @@ static const struct impl impls[2] = {
 
 /* ---- workloads ---- */
 
-/* ns per acquire + release of k exclusive resources, one thread. */
-static uint64_t uncontended(const struct impl *im, int k)
+/* The loop that capi/bench/instructions.sh counts (callgrind --toggle-collect). */
+__attribute__((noinline)) static void measured_uncontended(const struct impl *im, int k, int async,
+							   unsigned long *bm, void **res)
+{
+	for (long i = 0; i < UNCONTENDED_ITERS; i++) {
+		void *s;
+		if (async)
+			im->async_direct(&s, 1, NULL, k, bm, res);
+		else
+			s = im->wait(k, bm, res);
+		im->release(&s);
+	}
+}
+
+/* ns per request + release of k exclusive resources, one thread: a blocking request
+ * (`async` 0) or an async one whose direct callback runs inside the request (1). */
+static uint64_t uncontended(const struct impl *im, int k, int async)
 {
 	void *res[8];
 	unsigned long bm = (1ul << k) - 1;
 	for (int i = 0; i < k; i++)
 		res[i] = im->res_new();
+	unsigned long calls = noop_calls;
 	uint64_t t0 = now_ns();
-	for (long i = 0; i < UNCONTENDED_ITERS; i++) {
-		void *s = im->wait(k, &bm, res);
-		im->release(&s);
-	}
+	measured_uncontended(im, k, async, &bm, res);
 	uint64_t per = (now_ns() - t0) / UNCONTENDED_ITERS;
+	if (async && noop_calls - calls != (unsigned long)UNCONTENDED_ITERS)
+		abort(); /* every callback ran, inside its request */
 	for (int i = 0; i < k; i++)
 		im->res_free(res[i]);
 	return per;
@@ -208,7 +246,7 @@ static uint64_t handoff_callback(const struct impl *im)
 	cb_impl = im;
 	for (int i = 0; i < CALLBACK_ITERS; i++) {
 		void *held = im->wait(1, &bm, &res);
-		im->async_direct(&cb_set, stamp_cb, NULL, 1, &bm, &res);
+		im->async_direct(&cb_set, 0, NULL, 1, &bm, &res);
 		uint64_t t0 = now_ns();
 		im->release(&held);
 		lat[i] = cb_t1 - t0;
@@ -219,36 +257,180 @@ static uint64_t handoff_callback(const struct impl *im)
 	return m;
 }
 
+/* Contended: T threads, each taking sets of k distinct resources out of R, each exclusive
+ * with probability 1/2, holding each for about 100 ns, for CONTENDED_MS. ns of wall time per
+ * set granted (all threads together). */
+#define MAX_R 64
+struct contended {
+	const struct impl *im;
+	void **res;
+	int r, k;
+	volatile int stop;
+	unsigned long ops;
+};
+
+static void *contended_thread(void *p)
+{
+	struct contended *c = p;
+	uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&x;
+	unsigned long ops = 0;
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+		void *set[8];
+		unsigned long bm = 0;
+		int n = 0;
+		while (n < c->k) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			void *r = c->res[x % c->r];
+			int dup = 0;
+			for (int i = 0; i < n; i++)
+				dup |= set[i] == r;
+			if (dup)
+				continue;
+			if (x >> 40 & 1)
+				bm |= 1ul << n;
+			set[n++] = r;
+		}
+		void *s = c->im->wait(c->k, &bm, set);
+		spin_ns(100);
+		c->im->release(&s);
+		ops++;
+	}
+	__atomic_fetch_add(&c->ops, ops, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static uint64_t contended(const struct impl *im, int threads, int r, int k)
+{
+	void *res[MAX_R];
+	for (int i = 0; i < r; i++)
+		res[i] = im->res_new();
+	struct contended c = { im, res, r, k, 0, 0 };
+	pthread_t t[16];
+	for (int i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, contended_thread, &c);
+	uint64_t t0 = now_ns();
+	spin_ns(CONTENDED_MS * 1000000ull);
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	uint64_t per = (now_ns() - t0) / (c.ops ? c.ops : 1);
+	for (int i = 0; i < r; i++)
+		im->res_free(res[i]);
+	return per;
+}
+
+/* Another process keeping one core busy (--busy): the machine a compositor runs on. */
+static pid_t busy_child = -1;
+static void busy_start(void)
+{
+	busy_child = fork();
+	if (busy_child == 0) {
+		for (;;)
+			__asm__ volatile("" ::: "memory");
+	}
+}
+static void busy_stop(void)
+{
+	if (busy_child > 0) {
+		kill(busy_child, SIGKILL);
+		waitpid(busy_child, NULL, 0);
+		busy_child = -1;
+	}
+}
+
+struct workload {
+	const char *name;
+	int kind; /* 0 sync, 1 async direct, 2 blocking hand-off, 3 callback hand-off, 4 contended */
+	int k, threads, r;
+};
+
+static const struct workload workloads[] = {
+	{ "uncontended sync k=1", 0, 1, 1, 0 },
+	{ "uncontended sync k=4", 0, 4, 1, 0 },
+	{ "uncontended sync k=8", 0, 8, 1, 0 },
+	{ "uncontended async direct k=1", 1, 1, 1, 0 },
+	{ "uncontended async direct k=4", 1, 4, 1, 0 },
+	{ "uncontended async direct k=8", 1, 8, 1, 0 },
+	{ "handoff blocking", 2, 1, 2, 0 },
+	{ "handoff direct callback", 3, 1, 1, 0 },
+	{ "contended T=2 R=8 k=2", 4, 2, 2, 8 },
+	{ "contended T=2 R=8 k=4", 4, 4, 2, 8 },
+	{ "contended T=8 R=8 k=2", 4, 2, 8, 8 },
+	{ "contended T=8 R=8 k=4", 4, 4, 8, 8 },
+};
+
+static uint64_t run_one(const struct workload *w, const struct impl *im)
+{
+	switch (w->kind) {
+	case 0:
+	case 1:
+		return uncontended(im, w->k, w->kind);
+	case 2:
+		return handoff_blocking(im);
+	case 3:
+		return handoff_callback(im);
+	default:
+		return contended(im, w->threads, w->r, w->k);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
-		RUNS = 3;
-		UNCONTENDED_ITERS = 20000;
-		HANDOFF_ITERS = 100;
-		CALLBACK_ITERS = 2000;
+	const char *only = NULL;
+	int impl_first = 0, impl_last = 1, busy = 0;
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--quick") == 0) {
+			RUNS = 3;
+			UNCONTENDED_ITERS = 20000;
+			HANDOFF_ITERS = 100;
+			CALLBACK_ITERS = 2000;
+			CONTENDED_MS = 20;
+		} else if (strcmp(argv[a], "--busy") == 0) {
+			busy = 1;
+		} else if (a + 1 < argc && strcmp(argv[a], "--only") == 0) {
+			only = argv[++a];
+		} else if (a + 1 < argc && strcmp(argv[a], "--iters") == 0) {
+			UNCONTENDED_ITERS = atol(argv[++a]);
+		} else if (a + 1 < argc && strcmp(argv[a], "--runs") == 0) {
+			RUNS = atoi(argv[++a]);
+		} else if (a + 1 < argc && strcmp(argv[a], "--impl") == 0) {
+			a++;
+			impl_first = impl_last = strcmp(argv[a], "kds") == 0 ? 0 : 1;
+		} else {
+			fprintf(stderr, "bench: unknown argument %s\n", argv[a]);
+			return 2;
+		}
 	}
-	if (kds_callback_init(&kds_direct_cb, 1, stamp_cb))
+	if (RUNS < 1 || RUNS > 15 || UNCONTENDED_ITERS < 1) {
+		fprintf(stderr, "bench: --runs must be 1..15, --iters positive\n");
+		return 2;
+	}
+	if (kds_callback_init(&kds_stamp_cb, 1, stamp_cb) || kds_callback_init(&kds_noop_cb, 1, noop_cb))
 		abort();
 	printf("workload\timplementation\tmedian_ns\truns\n");
-	const char *names[4] = { "uncontended k=1", "uncontended k=4", "handoff blocking",
-				 "handoff direct callback" };
-	for (int w = 0; w < 4; w++) {
+	for (size_t w = 0; w < sizeof workloads / sizeof *workloads; w++) {
+		const struct workload *wl = &workloads[w];
+		char name[96];
+		snprintf(name, sizeof name, "%s%s", wl->name, busy && wl->kind == 4 ? " busy" : "");
+		if (only && !strstr(name, only))
+			continue;
+		if (busy && wl->kind == 4)
+			busy_start();
 		uint64_t r[2][16];
 		for (int run = 0; run < RUNS; run++) {
 			for (int j = 0; j < 2; j++) {
 				int i = (j + run) % 2; /* alternate which goes first */
-				const struct impl *im = &impls[i];
-				r[i][run] = w == 0   ? uncontended(im, 1)
-					    : w == 1 ? uncontended(im, 4)
-					    : w == 2 ? handoff_blocking(im)
-						     : handoff_callback(im);
+				if (i >= impl_first && i <= impl_last)
+					r[i][run] = run_one(wl, &impls[i]);
 			}
 		}
-		for (int i = 0; i < 2; i++)
-			printf("%s\t%s\t%llu\t%d\n", names[w], impls[i].name,
+		busy_stop();
+		for (int i = impl_first; i <= impl_last; i++)
+			printf("%s\t%s\t%llu\t%d\n", name, impls[i].name,
 			       (unsigned long long)median(r[i], RUNS), RUNS);
 		fflush(stdout);
 	}
-	kds_callback_term(&kds_direct_cb);
+	kds_callback_term(&kds_stamp_cb);
+	kds_callback_term(&kds_noop_cb);
 	return 0;
 }

@@ -11,13 +11,17 @@
 //!
 //! - `struct kds_resource` is caller-owned storage (a complete C type, so it can be embedded
 //!   by value) holding a live-marker word and a [`kds::Resource`] handle, written in place by
-//!   `kds_resource_init` and dropped by `kds_resource_term`. Sets hold their own handles, so
-//!   terminating a resource that is still in use is safe (spec rule 10).
+//!   `kds_resource_init` and dropped by `kds_resource_term`. Sets granted at once borrow the
+//!   handle without a count; `kds_resource_term` frees a resource only once nothing uses it
+//!   and every release that may still read it has finished, so terminating a resource that
+//!   is still in use is safe (spec rule 10; see [`resource`] and [`set`]).
 //! - `struct kds_callback` is caller-owned storage holding the user function, the dispatch
 //!   mode and, for deferred dispatch, a boxed [`kds::Worker`] that `kds_callback_term` drains.
-//! - `struct kds_resource_set` is opaque: an `Arc` of [`set::kds_resource_set`], whose one
-//!   state word lets the request call, the grant callback and a release meet without a lock.
-//! - `kds_waitall` is [`kds::ResourceSet::wait_interruptible`] with the calling thread's
+//! - `struct kds_resource_set` is opaque: a [`set::kds_resource_set`], boxed for a sync set
+//!   (from a per-thread cache) and in an `Arc` for an async one, whose one state word lets
+//!   the request call, the grant callback and a release meet without a lock.
+//! - `kds_waitall` is [`kds::ResourceSet::wait_interruptible`] (with a 0 timeout,
+//!   [`kds::ResourceSet::try_acquire`], which never looks at the interrupt) with the calling thread's
 //!   interrupt ([`interrupt`]); `kds_async_waitall` is [`kds::ResourceSet::on_grant`] with
 //!   [`kds::Dispatch::Direct`] or [`kds::Dispatch::Worker`] and the [`kds::Locked`] policy of
 //!   its flags.

@@ -11,6 +11,7 @@ use crate::abi::{no_unwind, EFAULT, EINVAL, RESOURCE_WORDS};
 use std::ffi::c_int;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr::addr_of_mut;
+use std::sync::Mutex;
 
 /// Marker of a struct that holds a live handle ("kdsR").
 const LIVE: usize = 0x6b64_7352;
@@ -82,8 +83,8 @@ pub unsafe extern "C" fn kds_resource_init(resource: *mut kds_resource) {
 
 /// `void kds_resource_term(struct kds_resource *resource)`: forget the resource. Unlike the
 /// seed (which asserted that nothing used it), terminating a resource that sets still hold or
-/// wait for is safe: they keep it alive until they are released. NULL, a terminated or a
-/// zero-filled struct is ignored.
+/// wait for is safe: it stays allocated until they are released (see [`term`]). NULL, a
+/// terminated or a zero-filled struct is ignored.
 ///
 /// # Safety
 ///
@@ -102,9 +103,38 @@ pub unsafe extern "C" fn kds_resource_term(resource: *mut kds_resource) {
             }
             (*resource).marker = DEAD;
             let slot = addr_of_mut!((*resource).handle) as *mut kds::Resource;
-            // LIVE meant a handle was written there and not yet dropped; the marker is
-            // already DEAD, so it is dropped exactly once.
-            slot.drop_in_place();
+            // LIVE meant a handle was written there and not yet taken; the marker is already
+            // DEAD, so it is taken exactly once.
+            term(slot.read());
         }
     })
+}
+
+/// Resources terminated while in use, kept until a later `term` finds them free.
+static IN_USE: Mutex<Vec<kds::Resource>> = Mutex::new(Vec::new());
+
+/// Drops the C struct's handle of a terminated resource, once that is safe.
+///
+/// Sets granted at once borrow their resources from the C structs without a count
+/// (`set::build_set`), so a resource must outlive every such hold, including the tail of its
+/// release, which may still read the resource after giving it up. Hence: a resource that
+/// something holds or waits for (an exclusive `try_acquire` fails) is kept in [`IN_USE`];
+/// one that is free is dropped through the epoch, after every release pinned now has
+/// finished (`set::released`). No new borrowed hold can start meanwhile: the struct is
+/// already `DEAD`, and the C contract forbids a request on it during this call. Each call
+/// also retries the resources kept earlier, so their memory is freed by the first
+/// `kds_resource_term` after their sets are released (until then it is only memory: a few
+/// dozen bytes per resource).
+fn term(handle: kds::Resource) {
+    let mut kept = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+    kept.push(handle);
+    let pin = crossbeam_epoch::pin();
+    kept.retain(|r| {
+        let free = kds::ResourceSet::new().exclusive(r).try_acquire().is_ok();
+        if free {
+            let r = r.clone(); // the kept handle is dropped by `retain`, this one later
+            pin.defer(move || drop(r));
+        }
+        !free
+    });
 }

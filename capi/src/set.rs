@@ -32,6 +32,18 @@
 //! against a grant whose callback has not started suppresses the callback (as the seed's
 //! `cancel_work_sync` did); once the callback has started, a release releases the resources at
 //! once. Memory is an `Arc` shared by the C pointer, A (during the call) and G's closure.
+//!
+//! ## What a call costs
+//!
+//! A set borrows its resources from the C structs ([`kds::ResourceSet::assume_static`]): a
+//! set granted at once takes no reference count, only the engine's one atomic operation per
+//! resource. What keeps a borrowed resource alive while such a set holds it is
+//! `kds_resource_term` (see [`crate::resource`]): it frees a resource only once nothing holds
+//! it, and only through the epoch that every release of a borrowed set is pinned in
+//! ([`released`]), so a release still touching the resource when the term runs finishes
+//! first. Requests that queue hold handles of their own, as in Rust. The set's allocation
+//! of a sync set comes from a small per-thread cache ([`new_sync`], [`free_sync`]) instead of
+//! `malloc`; an async set is an `Arc` (three parties share it).
 
 use crate::abi::{
     err_ptr, errno_of, is_err, no_unwind, CPtr, EFAULT, EINTR, EINVAL, KDS_FLAG_LOCKED_ACTION,
@@ -40,7 +52,7 @@ use crate::abi::{
 use crate::callback::{self, kds_callback};
 use crate::interrupt::with_thread_interrupt;
 use crate::resource::{self, kds_resource};
-use std::cell::UnsafeCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -81,37 +93,81 @@ const _: () = {
     send::<kds::Pending>();
 };
 
-impl kds_resource_set {
-    fn new_sync(guard: kds::Guard<'static>) -> Self {
-        kds_resource_set {
+/// Sync set allocations kept per thread for reuse (a sync set is one small allocation, taken
+/// and given back at every `kds_waitall`; a thread that releases sets that others requested
+/// keeps up to this many).
+const KEEP: usize = 16;
+
+thread_local! {
+    /// Empty sync sets, ready for [`new_sync`]. Boxed: the allocations themselves are what
+    /// is kept (a C pointer is the `Box`'s).
+    #[allow(clippy::vec_box)]
+    static SYNC_SETS: RefCell<Vec<Box<kds_resource_set>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A sync set holding `guard` (a `Box`, from this thread's cache if it has one), as the C
+/// pointer. Async sets are `Arc`s (see the module docs): both point at the struct itself, so
+/// a release reads `state` before it knows which it has.
+#[inline]
+fn new_sync(guard: kds::Guard<'static>) -> *mut kds_resource_set {
+    // `try_with`: none cached while the thread's locals are being destroyed.
+    let cached = SYNC_SETS
+        .try_with(|c| c.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten();
+    let set = match cached {
+        Some(mut set) => {
+            // Cached sets are empty (`free_sync`): nothing is dropped here.
+            *set.guard.get_mut() = Some(guard);
+            set
+        }
+        None => Box::new(kds_resource_set {
             state: AtomicU8::new(SYNC),
             guard: UnsafeCell::new(Some(guard)),
             pending: UnsafeCell::new(None),
-        }
-    }
+        }),
+    };
+    Box::into_raw(set)
+}
 
-    fn new_async() -> Self {
-        kds_resource_set {
-            state: AtomicU8::new(0),
-            guard: UnsafeCell::new(None),
-            pending: UnsafeCell::new(None),
+/// Releases a sync set (under the epoch pin, see [`released`]) and caches its allocation.
+#[inline]
+fn free_sync(mut set: Box<kds_resource_set>) {
+    released(set.guard.get_mut().take());
+    let _ = SYNC_SETS.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.len() < KEEP {
+                c.push(set);
+            }
         }
+    });
+}
+
+/// Releases `guard` (if any) pinned in the engine's epoch: a borrowed set's release may still
+/// read its resources after giving them up, and `kds_resource_term` frees a resource only
+/// through that epoch (`resource::term`), so never under such a release.
+#[inline]
+pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
+    if let Some(guard) = guard {
+        let pin = crossbeam_epoch::pin();
+        drop(guard);
+        drop(pin);
     }
 }
 
 /// Reads the C arguments of a request into a `kds::ResourceSet` that borrows the handles in
-/// the C structs for `'a` (the call: a guard that outlives it is made owned).
+/// the C structs without counts ([`kds::ResourceSet::assume_static`]; see the module docs).
 ///
 /// # Safety
 ///
 /// If `n > 0`: `bitmap` is NULL or readable for `ceil(n / BITS_PER_LONG)` words, `list` is
 /// NULL or readable for `n` pointers, each NULL or a `struct kds_resource` as
-/// [`resource::handle`] requires, for all of `'a`.
-unsafe fn build_set<'a>(
+/// [`resource::handle`] requires, during the call.
+unsafe fn build_set(
     n: c_int,
     bitmap: *const c_ulong,
     list: *const *mut kds_resource,
-) -> Result<kds::ResourceSet<'a>, c_int> {
+) -> Result<kds::ResourceSet<'static>, c_int> {
     let n = usize::try_from(n).map_err(|_| EINVAL)?;
     if n > kds::MAX_SET_LEN {
         return Err(EINVAL);
@@ -134,9 +190,12 @@ unsafe fn build_set<'a>(
         } else {
             kds::Access::Shared
         };
-        set = set.access(res, access);
+        set.extend([(res, access)]); // in place: `set = set.access(..)` moves the whole set
     }
-    Ok(set)
+    // SAFETY: a resource is freed only by `kds_resource_term`, and only once nothing holds it
+    // and every release pinned meanwhile has finished (`resource::term`); the C contract
+    // keeps it initialized during this call. Requests that queue hold handles of their own.
+    Ok(unsafe { set.assume_static() })
 }
 
 /// The `*pprset` word as an atomic.
@@ -166,8 +225,8 @@ fn on_granted(
         // Released before its callback started: R saw no RUNNING, so the guard is still ours.
         // SAFETY: as just said, no one else touches the guard cell.
         let guard = unsafe { (*set.guard.get()).take() };
+        released(guard);
         drop(set);
-        drop(guard);
         return;
     }
     drop(set);
@@ -230,7 +289,11 @@ pub unsafe extern "C" fn kds_async_waitall(
                 Err(e) => return -e,
             };
 
-        let set = Arc::new(kds_resource_set::new_async());
+        let set = Arc::new(kds_resource_set {
+            state: AtomicU8::new(0),
+            guard: UnsafeCell::new(None),
+            pending: UnsafeCell::new(None),
+        });
         let for_grant = Arc::clone(&set);
         let raw = Arc::into_raw(Arc::clone(&set)) as *mut kds_resource_set;
         // SAFETY: non-null, and accessed by others only through this library (contract).
@@ -308,20 +371,25 @@ pub unsafe extern "C" fn kds_waitall(
         // `c_ulong` is 32 bits on some targets: widen, which is the identity on this one.
         #[allow(clippy::useless_conversion)]
         let millis = u64::from(timeout);
-        let timeout = (timeout != KDS_WAIT_BLOCKING).then(|| Duration::from_millis(millis));
-        let outcome = with_thread_interrupt(|intr| {
-            let r = request.wait_interruptible(timeout, intr);
-            if r.as_ref().err() == Some(&kds::Error::Interrupted) {
-                intr.clear(); // the interrupt is consumed, like a delivered signal
-            }
-            r
-        });
+        let outcome = if timeout == 0 {
+            // Never blocks, so never looks at the interrupt: a probe leaves one pending for
+            // the next wait that has to block.
+            request.try_acquire().map_err(|e| match e {
+                kds::Error::WouldBlock => kds::Error::Timeout,
+                e => e,
+            })
+        } else {
+            let timeout = (timeout != KDS_WAIT_BLOCKING).then(|| Duration::from_millis(millis));
+            with_thread_interrupt(|intr| {
+                let r = request.wait_interruptible(timeout, intr);
+                if r.as_ref().err() == Some(&kds::Error::Interrupted) {
+                    intr.clear(); // the interrupt is consumed, like a delivered signal
+                }
+                r
+            })
+        };
         match outcome {
-            // Owned: the C caller may terminate a resource while the set holds it.
-            Ok(guard) => {
-                let set = kds_resource_set::new_sync(guard.into_owned());
-                Arc::into_raw(Arc::new(set)) as *mut _
-            }
+            Ok(guard) => new_sync(guard),
             Err(kds::Error::Timeout) => std::ptr::null_mut(),
             Err(kds::Error::Interrupted) => err_ptr(EINTR),
             Err(e) => err_ptr(errno_of(e)),
@@ -354,32 +422,33 @@ pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource
         if raw.is_null() || is_err(raw) {
             return;
         }
-        // SAFETY: a set pointer is a reference made by `Arc::into_raw` in this module, and the
-        // swap gave it to this caller alone.
-        let set = unsafe { Arc::from_raw(raw as *const kds_resource_set) };
         // Relaxed: SYNC is written before the set is shared and never changes; the swap above
         // (or the C code's own hand-over of the pointer) ordered that write before this read.
-        if set.state.load(Ordering::Relaxed) & SYNC != 0 {
-            drop(set); // the only reference: dropping it drops the guard (releases the set)
+        // SAFETY: a set pointer points at a live set made in this module (a `Box` or an `Arc`,
+        // both at the struct itself), which the swap gave to this caller alone.
+        if unsafe { (*raw).state.load(Ordering::Relaxed) } & SYNC != 0 {
+            // SAFETY: a SYNC set is made by `Box::into_raw` in `new_sync`, and is ours alone.
+            free_sync(unsafe { Box::from_raw(raw) });
             return;
         }
+        // SAFETY: any other set is a reference made by `Arc::into_raw` in `kds_async_waitall`.
+        let set = unsafe { Arc::from_raw(raw as *const kds_resource_set) };
         // AcqRel: see G's guard and A's Pending if their bits are set; publish RELEASED.
         let prev = set.state.fetch_or(RELEASED, Ordering::AcqRel);
         if prev & RUNNING != 0 {
             // SAFETY: G stored the guard before RUNNING and never touches it again.
             let guard = unsafe { (*set.guard.get()).take() };
-            drop(set);
-            drop(guard);
+            released(guard);
         } else if prev & PENDING_READY != 0 {
             // SAFETY: A stored the Pending before PENDING_READY and never touches it again.
             let pending = unsafe { (*set.pending.get()).take() };
-            drop(set);
             if let Some(pending) = pending {
                 // Too late (false) is fine: G will see RELEASED and drop the guard.
                 pending.cancel();
             }
         }
         // Else A is still inside kds_async_waitall: it will see RELEASED and cancel.
+        drop(set);
     })
 }
 
