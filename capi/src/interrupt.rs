@@ -17,12 +17,13 @@ thread_local! {
 
 /// Runs `f` with the calling thread's interrupt (a fresh one while the thread's locals are
 /// being destroyed).
+#[inline]
 pub(crate) fn with_thread_interrupt<T>(f: impl FnOnce(&kds::Interrupt) -> T) -> T {
-    let mut f = Some(f);
-    let res = THREAD_INTERRUPT.try_with(|i| (f.take().expect("called once"))(i));
-    match res {
-        Ok(v) => v,
-        Err(_) => (f.take().expect("not called"))(&kds::Interrupt::new()),
+    match THREAD_INTERRUPT.try_with(|i| i as *const kds::Interrupt) {
+        // SAFETY: this thread's local lives until the thread's locals are destroyed, which
+        // cannot happen during this call on this thread (`try_with` answered: not yet).
+        Ok(mine) => f(unsafe { &*mine }),
+        Err(_) => f(&kds::Interrupt::new()),
     }
 }
 

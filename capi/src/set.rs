@@ -163,6 +163,13 @@ pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
 /// If `n > 0`: `bitmap` is NULL or readable for `ceil(n / BITS_PER_LONG)` words, `list` is
 /// NULL or readable for `n` pointers, each NULL or a `struct kds_resource` as
 /// [`resource::handle`] requires, during the call.
+///
+/// The set is `'static` on the C contract: a resource is freed only by `kds_resource_term`,
+/// and only once nothing holds it and every release pinned meanwhile has finished
+/// (`resource::term`). Requests that queue hold handles of their own. A sync set's guard
+/// copies the entries as they are (no counts: the set does not own them); an async set is
+/// also marked with [`kds::ResourceSet::assume_static`], so that the guard its callback
+/// receives takes none either.
 unsafe fn build_set(
     n: c_int,
     bitmap: *const c_ulong,
@@ -192,10 +199,7 @@ unsafe fn build_set(
         };
         set.extend([(res, access)]); // in place: `set = set.access(..)` moves the whole set
     }
-    // SAFETY: a resource is freed only by `kds_resource_term`, and only once nothing holds it
-    // and every release pinned meanwhile has finished (`resource::term`); the C contract
-    // keeps it initialized during this call. Requests that queue hold handles of their own.
-    Ok(unsafe { set.assume_static() })
+    Ok(set)
 }
 
 /// The `*pprset` word as an atomic.
@@ -285,7 +289,8 @@ pub unsafe extern "C" fn kds_async_waitall(
         // SAFETY: the caller's contract for the arrays.
         let request =
             match unsafe { build_set(number_resources, exclusive_access_bitmap, resource_list) } {
-                Ok(set) => set.locked(policy),
+                // SAFETY: see `build_set`.
+                Ok(set) => unsafe { set.assume_static() }.locked(policy),
                 Err(e) => return -e,
             };
 
