@@ -43,7 +43,8 @@
 //! ([`released`]), so a release still touching the resource when the term runs finishes
 //! first. Requests that queue hold handles of their own, as in Rust. The set's allocation
 //! of a sync set comes from a small per-thread cache ([`new_sync`], [`free_sync`]) instead of
-//! `malloc`; an async set is an `Arc` (three parties share it).
+//! `malloc`, and so does an async set's `Arc` (three parties share it: [`new_async`],
+//! [`drop_async`]).
 
 use crate::abi::{
     err_ptr, errno_of, is_err, no_unwind, CPtr, EFAULT, EINTR, EINVAL, KDS_FLAG_LOCKED_ACTION,
@@ -143,6 +144,55 @@ fn free_sync(mut set: Box<kds_resource_set>) {
     });
 }
 
+thread_local! {
+    /// Empty async sets, each unique (no other reference), ready for [`new_async`].
+    static ASYNC_SETS: RefCell<Vec<Arc<kds_resource_set>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A new async set (from this thread's cache if it has one).
+#[inline]
+fn new_async() -> Arc<kds_resource_set> {
+    // `try_with`: none cached while the thread's locals are being destroyed.
+    let cached = ASYNC_SETS
+        .try_with(|c| c.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten();
+    // Cached sets are unique and empty, their state 0 (`drop_async`).
+    cached.unwrap_or_else(|| {
+        Arc::new(kds_resource_set {
+            state: AtomicU8::new(0),
+            guard: UnsafeCell::new(None),
+            pending: UnsafeCell::new(None),
+        })
+    })
+}
+
+/// Drops one reference to an async set; the last one caches the allocation for
+/// [`new_async`]. By then the set is empty: G or R took the guard and released it
+/// ([`released`]), A or R took the `Pending`.
+#[inline]
+fn drop_async(mut set: Arc<kds_resource_set>) {
+    // Relaxed: only a hint that this may be the last reference (`get_mut` proves it); a
+    // last reference missed this way is freed instead of cached.
+    if Arc::strong_count(&set) != 1 {
+        return;
+    }
+    let Some(last) = Arc::get_mut(&mut set) else {
+        return;
+    };
+    *last.state.get_mut() = 0;
+    let (guard, pending) = (last.guard.get_mut().take(), last.pending.get_mut().take());
+    released(guard);
+    drop(pending);
+    let _ = ASYNC_SETS.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.len() < KEEP {
+                c.push(set);
+            }
+        }
+    });
+}
+
 /// Releases `guard` (if any) pinned in the engine's epoch: a borrowed set's release may still
 /// read its resources after giving them up, and `kds_resource_term` frees a resource only
 /// through that epoch (`resource::term`), so never under such a release.
@@ -230,10 +280,10 @@ fn on_granted(
         // SAFETY: as just said, no one else touches the guard cell.
         let guard = unsafe { (*set.guard.get()).take() };
         released(guard);
-        drop(set);
+        drop_async(set);
         return;
     }
-    drop(set);
+    drop_async(set);
     // SAFETY: the user's function, called with the user's parameters from the thread the
     // callback object's dispatch mode names, as kds.h documents.
     unsafe { user_cb(p1.0, p2.0) };
@@ -294,11 +344,7 @@ pub unsafe extern "C" fn kds_async_waitall(
                 Err(e) => return -e,
             };
 
-        let set = Arc::new(kds_resource_set {
-            state: AtomicU8::new(0),
-            guard: UnsafeCell::new(None),
-            pending: UnsafeCell::new(None),
-        });
+        let set = new_async();
         let for_grant = Arc::clone(&set);
         let raw = Arc::into_raw(Arc::clone(&set)) as *mut kds_resource_set;
         // SAFETY: non-null, and accessed by others only through this library (contract).
@@ -325,6 +371,7 @@ pub unsafe extern "C" fn kds_async_waitall(
                         pending.cancel();
                     }
                 }
+                drop_async(set);
                 0
             }
             Err(e) => {
@@ -453,7 +500,7 @@ pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource
             }
         }
         // Else A is still inside kds_async_waitall: it will see RELEASED and cancel.
-        drop(set);
+        drop_async(set);
     })
 }
 
