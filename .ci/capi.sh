@@ -2,8 +2,9 @@
 # The C ABI (capi/, include/kds.h, tests/c/) beyond `cargo test`: every C test under
 # AddressSanitizer (with LeakSanitizer) and under valgrind, then the install layout: install
 # into a scratch prefix with capi/install.sh and build and run a C program with
-# `pkg-config --cflags --libs kds`, dynamically and statically linked. About a minute on the
-# 2-core CI machine once the crate is built (valgrind takes most of it).
+# `pkg-config --cflags --libs kds`, dynamically and statically linked, and a smoke run of the C
+# benchmark (capi/bench). About a minute on the 2-core CI machine once the crate is built
+# (valgrind takes most of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -64,4 +65,6 @@ cc -Wall -Werror -Itests/c -o "$out/installed-static" tests/c/lcd_flip.c \
     $(pkg-config --cflags kds) "$prefix/lib/libkds.a" \
     $(pkg-config --static --libs-only-l kds | sed 's/-lkds //')
 "$out/installed-static"
+echo "=== C benchmark, smoke run (figures meaningless; keeps capi/bench building and running)"
+bash capi/bench/run.sh --quick >/dev/null
 echo "=== C ABI checks passed"

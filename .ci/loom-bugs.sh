@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-1}
-bugs=${BUGS:-"skip_release_scan relaxed_changes skip_help cancel_ignores_grant undecided_not_ahead no_ignore_force future_drop_leaks fast_ignores_links fast_release_no_scan hint_ahead_free"}
+bugs=${BUGS:-"skip_release_scan relaxed_changes skip_help cancel_ignores_grant undecided_not_ahead no_ignore_force future_drop_leaks fast_ignores_links fast_release_no_scan hint_ahead_free no_sweep failed_no_scan"}
 models=$(sed -n 's/^fn \([a-z_]*\)() {$/\1/p' tests/loom_engine.rs | grep -v '^free$')
 status=0
 for bug in $bugs; do

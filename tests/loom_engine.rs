@@ -672,3 +672,48 @@ fn shared_append_from_triggered_hint_racing_exclusive() {
         assert!(free(&a));
     });
 }
+
+/// Rules 5 and 8 meeting the shared-crowd rule: a Fail request refused while its shared link
+/// is right behind a shared holder's link, racing an exclusive set appended behind it and that
+/// holder's release. The release skips its scan while the refused link still looks live and
+/// shared; the refused request's own removal must then scan, or the exclusive set is never
+/// granted (the torture stall of issue 18's second pass; `kds_bug = "failed_no_scan"`).
+#[test]
+fn fail_refusal_racing_shared_release_and_exclusive_append() {
+    model(|| {
+        let (r, s) = (Resource::new(), Resource::new());
+        // `s` is sync-locked throughout, so the Fail request is always refused.
+        let sync_hold = ResourceSet::new().exclusive(&s).try_acquire().unwrap();
+        let x = Arc::new(Held::default());
+        let _px = x.request(ResourceSet::new().shared(&r));
+        assert_eq!(x.grants(), 1);
+        // The exclusive set appends (behind the refused link, if it is still there), then the
+        // shared holder ahead releases. On their own thread, so that one preemption (of the
+        // refused request, between its decision and its marks) is enough.
+        let z = Arc::new(Held::default());
+        let t = {
+            let (r, x, z) = (r.clone(), x.clone(), z.clone());
+            thread::spawn(move || {
+                let pz = z.request(ResourceSet::new().exclusive(&r));
+                x.release_all();
+                pz
+            })
+        };
+        let refused = ResourceSet::new()
+            .shared(&r)
+            .exclusive(&s)
+            .locked(Locked::Fail)
+            .on_grant(Dispatch::Direct, drop)
+            .map(drop);
+        assert_eq!(refused, Err(kds::Error::Busy));
+        let _pz = t.join().unwrap();
+        assert_eq!(
+            z.grants(),
+            1,
+            "the exclusive set was never granted: a lost scan"
+        );
+        z.release_all();
+        drop(sync_hold);
+        assert!(free(&r) && free(&s));
+    });
+}

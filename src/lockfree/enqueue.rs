@@ -52,10 +52,19 @@ pub(super) fn run(req: &Request, owner: bool, pin: &Pin) -> bool {
     };
     if phase == FAILED {
         for link in &req.links {
-            // Whoever marks a link first gives back its reservation. Nothing can be behind a
-            // link of an undecided-then-failed request, so no scan.
-            if req.mark_removed(link).first {
-                link.core(pin).gate.unreserve();
+            // Whoever marks a link first gives back its reservation and, like every other
+            // removal, scans if a link is behind. One can be: between the FAILED decision and
+            // this mark, the link is an ordinary last link (its request gone) to appenders.
+            // And the removal of a shared link just ahead may have skipped its scan because
+            // this one looked live and shared (`lockfree::remove`): this scan is the one that
+            // rule counts on (`docs/design.md`, "Release").
+            let marked = req.mark_removed(link);
+            if marked.first {
+                let core = link.core(pin);
+                core.gate.unreserve(); // the meeting-point RMW before the scan
+                if marked.behind && !cfg!(kds_bug = "failed_no_scan") {
+                    scan(core, pin);
+                }
             }
         }
         return false;
