@@ -38,5 +38,6 @@
 pub mod abi;
 pub mod callback;
 pub mod interrupt;
+mod releasing;
 pub mod resource;
 pub mod set;

@@ -8,6 +8,7 @@
 //! behaviour, as in C.)
 
 use crate::abi::{no_unwind, EFAULT, EINVAL, RESOURCE_WORDS};
+use crate::releasing::{self, Snapshot};
 use std::ffi::c_int;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr::addr_of_mut;
@@ -110,31 +111,39 @@ pub unsafe extern "C" fn kds_resource_term(resource: *mut kds_resource) {
     })
 }
 
-/// Resources terminated while in use, kept until a later `term` finds them free.
-static IN_USE: Mutex<Vec<kds::Resource>> = Mutex::new(Vec::new());
+/// Resources terminated while in use, kept until a later `term` finds them free, each with
+/// the releases it still waits for once it was found free.
+static IN_USE: Mutex<Vec<(kds::Resource, Option<Snapshot>)>> = Mutex::new(Vec::new());
 
 /// Drops the C struct's handle of a terminated resource, once that is safe.
 ///
 /// Sets granted at once borrow their resources from the C structs without a count
 /// (`set::build_set`), so a resource must outlive every such hold, including the tail of its
-/// release, which may still read the resource after giving it up. Hence: a resource that
-/// something holds or waits for (an exclusive `try_acquire` fails) is kept in [`IN_USE`];
-/// one that is free is dropped through the epoch, after every release pinned now has
-/// finished (`set::released`). No new borrowed hold can start meanwhile: the struct is
-/// already `DEAD`, and the C contract forbids a request on it during this call. Each call
-/// also retries the resources kept earlier, so their memory is freed by the first
-/// `kds_resource_term` after their sets are released (until then it is only memory: a few
-/// dozen bytes per resource).
+/// release, which may still read the resource after giving it up. Hence a terminated
+/// resource is kept in [`IN_USE`] until (1) something finds it free (an exclusive
+/// `try_acquire` succeeds: nothing holds it or waits for it) and then (2) every release that
+/// was running on another thread at that moment has finished ([`crate::releasing`]). No new
+/// borrowed hold can start meanwhile: the struct is already `DEAD`, and the C contract forbids
+/// a request on it during this call. Nothing here waits: each call checks every kept
+/// resource again, so one terminated while in use is freed by the first
+/// `kds_resource_term` after its sets are released (until then it is only memory: a few
+/// dozen bytes per resource). Usually (a resource free when terminated, no release running)
+/// it is freed at once.
 fn term(handle: kds::Resource) {
     let mut kept = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
-    kept.push(handle);
-    let pin = crossbeam_epoch::pin();
-    kept.retain(|r| {
-        let free = kds::ResourceSet::new().exclusive(r).try_acquire().is_ok();
-        if free {
-            let r = r.clone(); // the kept handle is dropped by `retain`, this one later
-            pin.defer(move || drop(r));
+    kept.push((handle, None));
+    kept.retain_mut(|(resource, waits)| {
+        if waits.is_none() {
+            if kds::ResourceSet::new()
+                .exclusive(resource)
+                .try_acquire()
+                .is_err()
+            {
+                return true; // still in use
+            }
+            *waits = Some(releasing::in_flight());
         }
-        !free
+        // Kept while a release that may still read it runs (dropped here otherwise).
+        !waits.as_mut().is_some_and(Snapshot::finished)
     });
 }

@@ -39,9 +39,7 @@
 //! set granted at once takes no reference count, only the engine's one atomic operation per
 //! resource. What keeps a borrowed resource alive while such a set holds it is
 //! `kds_resource_term` (see [`crate::resource`]): it frees a resource only once nothing holds
-//! it, and only through the epoch that every release of a borrowed set is pinned in
-//! ([`released`]), so a release still touching the resource when the term runs finishes
-//! first. Requests that queue hold handles of their own, as in Rust. The set's allocation
+//! it and every release that was running meanwhile has finished ([`crate::releasing`]). Requests that queue hold handles of their own, as in Rust. The set's allocation
 //! of a sync set comes from a small per-thread cache ([`new_sync`], [`free_sync`]) instead of
 //! `malloc`, and so does an async set's `Arc` (three parties share it: [`new_async`],
 //! [`drop_async`]).
@@ -52,6 +50,7 @@ use crate::abi::{
 };
 use crate::callback::{self, kds_callback};
 use crate::interrupt::with_thread_interrupt;
+use crate::releasing::released;
 use crate::resource::{self, kds_resource};
 use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_int, c_ulong, c_void};
@@ -131,7 +130,7 @@ fn new_sync(guard: kds::Guard<'static>) -> *mut kds_resource_set {
     Box::into_raw(set)
 }
 
-/// Releases a sync set (under the epoch pin, see [`released`]) and caches its allocation.
+/// Releases a sync set (marked as running, see [`released`]) and caches its allocation.
 #[inline]
 fn free_sync(mut set: Box<kds_resource_set>) {
     released(set.guard.get_mut().take());
@@ -193,18 +192,6 @@ fn drop_async(mut set: Arc<kds_resource_set>) {
     });
 }
 
-/// Releases `guard` (if any) pinned in the engine's epoch: a borrowed set's release may still
-/// read its resources after giving them up, and `kds_resource_term` frees a resource only
-/// through that epoch (`resource::term`), so never under such a release.
-#[inline]
-pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
-    if let Some(guard) = guard {
-        let pin = crossbeam_epoch::pin();
-        drop(guard);
-        drop(pin);
-    }
-}
-
 /// Reads the C arguments of a request into a `kds::ResourceSet` that borrows the handles in
 /// the C structs without counts ([`kds::ResourceSet::assume_static`]; see the module docs).
 ///
@@ -215,7 +202,7 @@ pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
 /// [`resource::handle`] requires, during the call.
 ///
 /// The set is `'static` on the C contract: a resource is freed only by `kds_resource_term`,
-/// and only once nothing holds it and every release pinned meanwhile has finished
+/// and only once nothing holds it and every release running meanwhile has finished
 /// (`resource::term`). Requests that queue hold handles of their own. A sync set's guard
 /// copies the entries as they are (no counts: the set does not own them); an async set is
 /// also marked with [`kds::ResourceSet::assume_static`], so that the guard its callback

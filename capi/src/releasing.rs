@@ -1,0 +1,120 @@
+//! Which threads are inside a release right now, so that `kds_resource_term` frees a resource
+//! only after every release that may still read it has finished.
+//!
+//! A C set granted at once borrows its resources from the C structs without a count
+//! (`set::build_set`), and a release may read a resource after giving it up (the engine's
+//! scan of the links queued behind it). So [`term`](crate::resource) may free a resource
+//! only when (1) nothing holds it and (2) no release that gave it up is still running.
+//!
+//! (1) is an exclusive `try_acquire` by the terminating thread T. (2) is this module: each
+//! thread has a sequence word in a registry; a release makes it odd before it starts and even
+//! again when it has finished ([`released`]), with plain stores. The ordering comes from the
+//! engine's own atomics: a release gives a resource up with an `AcqRel` RMW on its gate word,
+//! and T's successful `try_acquire` is an `Acquire` RMW on that word later in its
+//! modification order, so T sees the releaser's odd value (or a later one) when it reads the
+//! words afterwards ([`in_flight`]). T then keeps the resource until each word it saw odd has
+//! moved on ([`Snapshot::finished`]): the `Release` store that ends a release orders every
+//! access that release made before T's `Acquire` read of the new value. Nobody waits: a
+//! resource whose releases are still running is simply freed by a later term.
+//!
+//! This replaced pinning crossbeam-epoch around every release (the same guarantee, but a
+//! locked read-modify-write and its bookkeeping on every C release: 10 to 25 ns of a 45 to
+//! 75 ns call; `docs/c-api.md`, "Benchmarks from C").
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Every live thread's sequence word (a thread that has released at least once).
+static WORDS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
+
+/// This thread's word, registered in [`WORDS`] on first use and removed when the thread ends.
+struct Mine(Arc<AtomicU64>);
+
+impl Mine {
+    fn new() -> Mine {
+        let word = Arc::new(AtomicU64::new(0));
+        lock_words().push(Arc::clone(&word));
+        Mine(word)
+    }
+}
+
+impl Drop for Mine {
+    fn drop(&mut self) {
+        // Even here: no release of this thread is running once its locals are destroyed.
+        lock_words().retain(|w| !Arc::ptr_eq(w, &self.0));
+    }
+}
+
+thread_local! {
+    static MINE: Mine = Mine::new();
+}
+
+fn lock_words() -> std::sync::MutexGuard<'static, Vec<Arc<AtomicU64>>> {
+    // A panic while the registry was locked leaves it consistent (a push or a retain).
+    WORDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Releases `guard` (if any), marked as a running release in this thread's word. Every C
+/// set's guard is released this way (`set.rs`).
+#[inline]
+pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
+    let Some(guard) = guard else { return };
+    match MINE.try_with(|mine| Arc::as_ptr(&mine.0)) {
+        // SAFETY: this thread's `MINE` keeps the word alive until its locals are destroyed,
+        // which cannot happen during this call on this thread (`try_with` answered: not yet).
+        Ok(word) => mark(unsafe { &*word }, guard),
+        Err(_) => {
+            // A C call from another thread-local's destructor: a word of its own for this one
+            // release, registered like a thread's.
+            let word = Arc::new(AtomicU64::new(0));
+            lock_words().push(Arc::clone(&word));
+            mark(&word, guard);
+            lock_words().retain(|w| !Arc::ptr_eq(w, &word));
+        }
+    }
+}
+
+/// Drops `guard` with `word` odd meanwhile (only this thread writes `word`).
+#[inline]
+fn mark(word: &AtomicU64, guard: kds::Guard<'static>) {
+    // Relaxed: only this thread writes its word.
+    let seq = word.load(Ordering::Relaxed) | 1;
+    // Relaxed: ordered before the release's gate RMWs by their Release half; that is how a
+    // terminating thread that acquires such a gate later sees it (module docs).
+    word.store(seq, Ordering::Relaxed);
+    drop(guard);
+    // Release: every access of the release happens before a reader that sees this value.
+    word.store(seq + 1, Ordering::Release);
+}
+
+/// Releases of other threads running now: their words, each with the odd value it had.
+pub(crate) struct Snapshot(Vec<(Arc<AtomicU64>, u64)>);
+
+/// The releases running now on other threads than this one. Call it after a successful
+/// acquisition of the resource to be freed (module docs). This thread's own word is left
+/// out: a term made from a callback that runs inside a release of this thread comes after
+/// that release's engine part (callbacks are delivered once the release has given up every
+/// resource and finished its scans).
+pub(crate) fn in_flight() -> Snapshot {
+    let me = MINE.try_with(|m| Arc::as_ptr(&m.0)).ok();
+    let words = lock_words();
+    let running = words
+        .iter()
+        .filter(|w| Some(Arc::as_ptr(w)) != me)
+        .filter_map(|w| {
+            // Acquire: see the odd value of a release whose gate RMW we acquired (or later).
+            let seq = w.load(Ordering::Acquire);
+            (seq & 1 == 1).then(|| (Arc::clone(w), seq))
+        })
+        .collect();
+    Snapshot(running)
+}
+
+impl Snapshot {
+    /// Whether every release in the snapshot has finished (its word moved on).
+    pub(crate) fn finished(&mut self) -> bool {
+        // Acquire: pairs with the Release store that ends the release.
+        self.0.retain(|(w, seq)| w.load(Ordering::Acquire) == *seq);
+        self.0.is_empty()
+    }
+}
