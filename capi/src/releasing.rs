@@ -54,11 +54,14 @@ fn lock_words() -> std::sync::MutexGuard<'static, Vec<Arc<AtomicU64>>> {
     WORDS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Releases `guard` (if any), marked as a running release in this thread's word. Every C
-/// set's guard is released this way (`set.rs`).
+/// Releases the set in `guard` (if any) in place, leaving `None`, marked as a running release
+/// in this thread's word. Every C set's guard is released this way (`set.rs`). In place: a
+/// guard is a set's size, and each move of it is a copy.
 #[inline]
-pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
-    let Some(guard) = guard else { return };
+pub(crate) fn released(guard: &mut Option<kds::Guard<'static>>) {
+    if guard.is_none() {
+        return;
+    }
     match MINE.try_with(|mine| Arc::as_ptr(&mine.0)) {
         // SAFETY: this thread's `MINE` keeps the word alive until its locals are destroyed,
         // which cannot happen during this call on this thread (`try_with` answered: not yet).
@@ -74,16 +77,16 @@ pub(crate) fn released(guard: Option<kds::Guard<'static>>) {
     }
 }
 
-/// Drops `guard` with `word` odd meanwhile (only this thread writes `word`).
+/// Drops the guard in `guard` with `word` odd meanwhile (only this thread writes `word`).
 #[inline]
-fn mark(word: &AtomicU64, guard: kds::Guard<'static>) {
+fn mark(word: &AtomicU64, guard: &mut Option<kds::Guard<'static>>) {
     // Relaxed: only this thread writes its word.
     let seq = word.load(Ordering::Relaxed) | 1;
     // Relaxed: ordered before the release's gate RMWs by their Release half; that is how a
     // terminating thread that acquires such a gate later sees it (module docs).
     word.store(seq, Ordering::Relaxed);
-    drop(guard);
-    // Release: every access of the release happens before a reader that sees this value.
+    *guard = None; // the release
+                   // Release: every access of the release happens before a reader that sees this value.
     word.store(seq + 1, Ordering::Release);
 }
 

@@ -133,7 +133,7 @@ fn new_sync(guard: kds::Guard<'static>) -> *mut kds_resource_set {
 /// Releases a sync set (marked as running, see [`released`]) and caches its allocation.
 #[inline]
 fn free_sync(mut set: Box<kds_resource_set>) {
-    released(set.guard.get_mut().take());
+    released(set.guard.get_mut());
     let _ = SYNC_SETS.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if c.len() < KEEP {
@@ -180,9 +180,8 @@ fn drop_async(mut set: Arc<kds_resource_set>) {
         return;
     };
     *last.state.get_mut() = 0;
-    let (guard, pending) = (last.guard.get_mut().take(), last.pending.get_mut().take());
-    released(guard);
-    drop(pending);
+    released(last.guard.get_mut());
+    drop(last.pending.get_mut().take());
     let _ = ASYNC_SETS.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if c.len() < KEEP {
@@ -207,6 +206,7 @@ fn drop_async(mut set: Arc<kds_resource_set>) {
 /// copies the entries as they are (no counts: the set does not own them); an async set is
 /// also marked with [`kds::ResourceSet::assume_static`], so that the guard its callback
 /// receives takes none either.
+#[inline(always)]
 unsafe fn build_set(
     n: c_int,
     bitmap: *const c_ulong,
@@ -265,8 +265,7 @@ fn on_granted(
     if prev & RELEASED != 0 {
         // Released before its callback started: R saw no RUNNING, so the guard is still ours.
         // SAFETY: as just said, no one else touches the guard cell.
-        let guard = unsafe { (*set.guard.get()).take() };
-        released(guard);
+        released(unsafe { &mut *set.guard.get() });
         drop_async(set);
         return;
     }
@@ -476,8 +475,7 @@ pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource
         let prev = set.state.fetch_or(RELEASED, Ordering::AcqRel);
         if prev & RUNNING != 0 {
             // SAFETY: G stored the guard before RUNNING and never touches it again.
-            let guard = unsafe { (*set.guard.get()).take() };
-            released(guard);
+            released(unsafe { &mut *set.guard.get() });
         } else if prev & PENDING_READY != 0 {
             // SAFETY: A stored the Pending before PENDING_READY and never touches it again.
             let pending = unsafe { (*set.pending.get()).take() };
