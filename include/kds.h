@@ -27,8 +27,9 @@
  * Errors are returned, never abort()ed. Nothing stays queued after an error or a timeout.
  * Thread safety: every function may be called from any thread, including from inside a
  * callback, except that a struct kds_resource / kds_callback must not be initialized or
- * terminated while another thread uses it. docs/c-api.md lists every difference from the
- * kernel original.
+ * terminated while another thread uses it, nor from a callback that runs inside a call
+ * naming it (a request's failed first attempt may grant, and call back, another set before
+ * it queues). docs/c-api.md lists every difference from the kernel original.
  */
 #ifndef KDS_H
 #define KDS_H

@@ -8,13 +8,16 @@
 //!
 //! (1) is an exclusive `try_acquire` by the terminating thread T. (2) is this module: each
 //! thread has a sequence word in a registry; a release makes it odd before it starts and even
-//! again when it has finished ([`released`]), with plain stores. The ordering comes from the
-//! engine's own atomics: a release gives a resource up with an `AcqRel` RMW on its gate word,
-//! and T's successful `try_acquire` is an `Acquire` RMW on that word later in its
-//! modification order, so T sees the releaser's odd value (or a later one) when it reads the
-//! words afterwards ([`in_flight`]). T then keeps the resource until each word it saw odd has
-//! moved on ([`Snapshot::finished`]): the `Release` store that ends a release orders every
-//! access that release made before T's `Acquire` read of the new value. Nobody waits: a
+//! again when it has finished ([`released`]): two stores, no read-modify-write (a plain `mov`
+//! each on x86). The ordering comes from the engine's own atomics: a release gives a resource
+//! up with an `AcqRel` RMW on its gate word (every write to that word is an RMW), and T's
+//! successful `try_acquire` reads a later value of it with `Acquire` (on the fast path, its
+//! own hold's CAS; on the queued way, its `reserve`, or else the scan that granted it, which
+//! read the gate after the release), so T sees the releaser's odd value (or a later one) when
+//! it reads the words afterwards ([`in_flight`]). T then keeps the resource until each word it
+//! saw odd has moved on ([`Snapshot::finished`]): every store to a word is a `Release` store, and each one
+//! after the release T saw was made after that release ended, so T's `Acquire` read of any
+//! later value orders every access of that release before the free. Nobody waits: a
 //! resource whose releases are still running is simply freed by a later term.
 //!
 //! This replaced pinning crossbeam-epoch around every release (the same guarantee, but a
@@ -80,14 +83,32 @@ pub(crate) fn released(guard: &mut Option<kds::Guard<'static>>) {
 /// Drops the guard in `guard` with `word` odd meanwhile (only this thread writes `word`).
 #[inline]
 fn mark(word: &AtomicU64, guard: &mut Option<kds::Guard<'static>>) {
-    // Relaxed: only this thread writes its word.
+    // Relaxed: only this thread writes its word. Odd already inside a callback that runs in
+    // a release of this thread (whose engine part has finished then, see `in_flight`).
     let seq = word.load(Ordering::Relaxed) | 1;
-    // Relaxed: ordered before the release's gate RMWs by their Release half; that is how a
-    // terminating thread that acquires such a gate later sees it (module docs).
-    word.store(seq, Ordering::Relaxed);
+    // Release, not only for the gate RMWs that follow (whose Release half orders this store
+    // before a terminating thread that acquires the gate later, module docs): a reader that
+    // sees this odd value of a *later* release must also see the end of every earlier one
+    // (a plain store does not continue the earlier Release store's release sequence).
+    word.store(seq, Ordering::Release);
+    // Ends the release even if it unwinds (a caught panic must not leave the word odd, which
+    // would keep every terminated resource for good).
+    let _end = End(word);
     *guard = None; // the release
-                   // Release: every access of the release happens before a reader that sees this value.
-    word.store(seq + 1, Ordering::Release);
+}
+
+/// Makes a word even again, past any value it had: the end of a release.
+struct End<'a>(&'a AtomicU64);
+
+impl Drop for End<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: only this thread writes its word. Read again rather than remembered, so
+        // that the word only grows even after nested releases (in callbacks) moved it on.
+        let now = self.0.load(Ordering::Relaxed);
+        // Release: every access of the release happens before a reader that sees this value.
+        self.0.store((now | 1) + 1, Ordering::Release);
+    }
 }
 
 /// Releases of other threads running now: their words, each with the odd value it had.
@@ -114,9 +135,10 @@ pub(crate) fn in_flight() -> Snapshot {
 }
 
 impl Snapshot {
-    /// Whether every release in the snapshot has finished (its word moved on).
+    /// Whether every release in the snapshot has finished (its word moved on: every later
+    /// value, odd or even, is a Release store made after that release ended).
     pub(crate) fn finished(&mut self) -> bool {
-        // Acquire: pairs with the Release store that ends the release.
+        // Acquire: pairs with those Release stores.
         self.0.retain(|(w, seq)| w.load(Ordering::Acquire) == *seq);
         self.0.is_empty()
     }
