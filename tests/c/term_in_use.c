@@ -8,6 +8,8 @@
  * at once, it reports the release's read of the freed resource. */
 #include "common.h"
 
+#include <sched.h>
+
 #define RACES 1000
 
 struct race {
@@ -32,7 +34,7 @@ static void *releaser(void *p)
 	struct race *r = p;
 	for (int i = 1; i <= RACES; i++) {
 		while (__atomic_load_n(&r->round, __ATOMIC_ACQUIRE) != i)
-			;
+			sched_yield();
 		struct kds_resource_set *s = r->set;
 		kds_resource_set_release(&s);
 		CHECK(s == NULL);
@@ -99,7 +101,7 @@ int main(void)
 		__atomic_store_n(&r.round, i, __ATOMIC_RELEASE);
 		kds_resource_term(res); /* while the other thread releases */
 		while (__atomic_load_n(&r.released, __ATOMIC_ACQUIRE) != i)
-			;
+			sched_yield();
 	}
 	CHECK(pthread_join(t, NULL) == 0);
 	kds_resource_term(res); /* already terminated: ignored */
