@@ -277,7 +277,7 @@ impl<'a, E: Engine> Entries<'a, E> {
 
     /// The same entries valid for as long as the returned container lives: the counts of
     /// each resource are taken unless `self` has them already.
-    pub(crate) fn into_owned(mut self) -> Entries<'static, E> {
+    pub(crate) fn into_owned(self) -> Entries<'static, E> {
         if self.bits() & UNCOUNTED != 0 {
             // SAFETY: marked by `assume_static`, whose caller promised that the resources
             // outlive every copy made of these entries; this is one.
@@ -288,14 +288,26 @@ impl<'a, E: Engine> Entries<'a, E> {
                 entry.count_up();
             }
         }
-        let owned = Entries {
-            meta: Self::meta_of(self.bits() | OWNS),
+        // SAFETY: it owns a count of each resource now (`OWNS`).
+        unsafe { self.moved(OWNS) }
+    }
+
+    /// The same entries, moved out of `self` with the header bits `add` set, as valid for
+    /// `'static`. Their counts and heap list (if any) move with them: `self` is left empty.
+    ///
+    /// # Safety
+    ///
+    /// The entries are valid for as long as the result lives: they own their counts (`OWNS`),
+    /// or the caller promises it (`assume_static`).
+    #[inline(always)]
+    unsafe fn moved(mut self, add: usize) -> Entries<'static, E> {
+        let moved = Entries {
+            meta: Self::meta_of(self.bits() | add),
             items: self.items,
             _borrow: PhantomData,
         };
-        // Its counts and its heap list (if any) moved with the entries: nothing left to drop.
         self.meta = Self::meta_of(NONZERO);
-        owned
+        moved
     }
 }
 
@@ -308,17 +320,11 @@ impl<E: Engine> Entries<'_, E> {
     /// Each resource named (now or later) outlives the returned container, and every copy
     /// made of it (clones, owned copies, the guards that hold them).
     #[inline]
-    pub(crate) unsafe fn assume_static(mut self) -> Entries<'static, E> {
+    pub(crate) unsafe fn assume_static(self) -> Entries<'static, E> {
         // An owning container is valid for `'static` already, and its copies must count.
         let mark = if self.owns() { 0 } else { UNCOUNTED };
-        let marked = Entries {
-            meta: Self::meta_of(self.bits() | mark),
-            items: self.items,
-            _borrow: PhantomData,
-        };
-        // The counts (if any) and the heap list (if any) moved with the entries.
-        self.meta = Self::meta_of(NONZERO);
-        marked
+        // SAFETY: owning, or the caller's promise.
+        unsafe { self.moved(mark) }
     }
 }
 

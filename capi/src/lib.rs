@@ -20,9 +20,9 @@
 //! - `struct kds_resource_set` is opaque: a [`set::kds_resource_set`], boxed for a sync set
 //!   (from a per-thread cache) and in an `Arc` for an async one, whose one state word lets
 //!   the request call, the grant callback and a release meet without a lock.
-//! - `kds_waitall` is [`kds::ResourceSet::wait_interruptible`] (with a 0 timeout,
-//!   [`kds::ResourceSet::try_acquire`], which never looks at the interrupt) with the calling thread's
-//!   interrupt ([`interrupt`]); `kds_async_waitall` is [`kds::ResourceSet::on_grant`] with
+//! - `kds_waitall` is [`kds::ResourceSet::wait_interruptible`] with the calling thread's
+//!   interrupt ([`interrupt`]) (with a 0 timeout, [`kds::ResourceSet::try_acquire`], which
+//!   never looks at the interrupt); `kds_async_waitall` is [`kds::ResourceSet::on_grant`] with
 //!   [`kds::Dispatch::Direct`] or [`kds::Dispatch::Worker`] and the [`kds::Locked`] policy of
 //!   its flags.
 //!

@@ -15,9 +15,9 @@
 //! own hold's CAS; on the queued way, its `reserve`, or else the scan that granted it, which
 //! read the gate after the release), so T sees the releaser's odd value (or a later one) when
 //! it reads the words afterwards ([`in_flight`]). T then keeps the resource until each word it
-//! saw odd has moved on ([`Snapshot::finished`]): every store to a word is a `Release` store, and each one
-//! after the release T saw was made after that release ended, so T's `Acquire` read of any
-//! later value orders every access of that release before the free. Nobody waits: a
+//! saw odd has moved on ([`Snapshot::finished`]): every store to a word is a `Release` store,
+//! and each one after the release T saw was made after that release ended, so T's `Acquire`
+//! read of any later value orders every access of that release before the free. Nobody waits: a
 //! resource whose releases are still running is simply freed by a later term.
 //!
 //! This replaced pinning crossbeam-epoch around every release (the same guarantee, but a

@@ -39,10 +39,10 @@
 //! set granted at once takes no reference count, only the engine's one atomic operation per
 //! resource. What keeps a borrowed resource alive while such a set holds it is
 //! `kds_resource_term` (see [`crate::resource`]): it frees a resource only once nothing holds
-//! it and every release that was running meanwhile has finished ([`crate::releasing`]). Requests that queue hold handles of their own, as in Rust. The set's allocation
-//! of a sync set comes from a small per-thread cache ([`new_sync`], [`free_sync`]) instead of
-//! `malloc`, and so does an async set's `Arc` (three parties share it: [`new_async`],
-//! [`drop_async`]).
+//! it and every release that was running meanwhile has finished ([`crate::releasing`]).
+//! Requests that queue hold handles of their own, as in Rust. A sync set's allocation comes
+//! from a small per-thread cache ([`new_sync`], [`free_sync`]) instead of `malloc`, and so
+//! does an async set's `Arc` (three parties share it: [`new_async`], [`drop_async`]).
 
 use crate::abi::{
     err_ptr, errno_of, is_err, no_unwind, CPtr, EFAULT, EINTR, EINVAL, KDS_FLAG_LOCKED_ACTION,
@@ -56,6 +56,7 @@ use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::thread::LocalKey;
 use std::time::Duration;
 
 /// Made by `kds_waitall`: the guard is in `guard` from the start; nobody else takes part.
@@ -110,12 +111,7 @@ thread_local! {
 /// a release reads `state` before it knows which it has.
 #[inline]
 fn new_sync(guard: kds::Guard<'static>) -> *mut kds_resource_set {
-    // `try_with`: none cached while the thread's locals are being destroyed.
-    let cached = SYNC_SETS
-        .try_with(|c| c.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten();
-    let set = match cached {
+    let set = match take_cached(&SYNC_SETS) {
         Some(mut set) => {
             // Cached sets are empty (`free_sync`): nothing is dropped here.
             *set.guard.get_mut() = Some(guard);
@@ -134,10 +130,27 @@ fn new_sync(guard: kds::Guard<'static>) -> *mut kds_resource_set {
 #[inline]
 fn free_sync(mut set: Box<kds_resource_set>) {
     released(set.guard.get_mut());
-    let _ = SYNC_SETS.try_with(|c| {
+    keep_cached(&SYNC_SETS, set);
+}
+
+/// An allocation from this thread's `cache`, if it has one (none while the thread's locals
+/// are being destroyed).
+#[inline]
+fn take_cached<T: 'static>(cache: &'static LocalKey<RefCell<Vec<T>>>) -> Option<T> {
+    cache
+        .try_with(|c| c.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+}
+
+/// Keeps `item` in this thread's `cache` if it has room (else, or while the thread's locals
+/// are being destroyed, `item` is dropped: freed).
+#[inline]
+fn keep_cached<T: 'static>(cache: &'static LocalKey<RefCell<Vec<T>>>, item: T) {
+    let _ = cache.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if c.len() < KEEP {
-                c.push(set);
+                c.push(item);
             }
         }
     });
@@ -151,13 +164,8 @@ thread_local! {
 /// A new async set (from this thread's cache if it has one).
 #[inline]
 fn new_async() -> Arc<kds_resource_set> {
-    // `try_with`: none cached while the thread's locals are being destroyed.
-    let cached = ASYNC_SETS
-        .try_with(|c| c.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten();
     // Cached sets are unique and empty, their state 0 (`drop_async`).
-    cached.unwrap_or_else(|| {
+    take_cached(&ASYNC_SETS).unwrap_or_else(|| {
         Arc::new(kds_resource_set {
             state: AtomicU8::new(0),
             guard: UnsafeCell::new(None),
@@ -182,13 +190,7 @@ fn drop_async(mut set: Arc<kds_resource_set>) {
     *last.state.get_mut() = 0;
     released(last.guard.get_mut());
     drop(last.pending.get_mut().take());
-    let _ = ASYNC_SETS.try_with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            if c.len() < KEEP {
-                c.push(set);
-            }
-        }
-    });
+    keep_cached(&ASYNC_SETS, set);
 }
 
 /// Reads the C arguments of a request into a `kds::ResourceSet` that borrows the handles in
