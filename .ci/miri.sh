@@ -14,6 +14,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/miri}
 cargo +nightly miri test --test behaviour "$@"
 # The request pool: a pooled request is emptied, reused in place, and never taken while held.
 [ $# -gt 0 ] || cargo +nightly miri test --lib -- lockfree::pool::tests
+# The C front end's in-place sets and their lent guards (capi/src/set.rs), every release party.
+[ $# -gt 0 ] || cargo +nightly miri test -p kds-capi --lib set::tests
 # The packed set entry (src/engine/entry.rs) and the entry list that keeps its heap list's
 # address in a slot (src/entries.rs) keep their pointers' provenance: their unit tests pass
 # under strict provenance and both aliasing models (crossbeam-epoch's tagged pointers do not,

@@ -64,9 +64,10 @@ enum Held<'a, E: Engine> {
 }
 
 enum Other<'a, E: Engine> {
-    /// Taken on the fast path by `ResourceSet::lock` for a sync set: the set's own entries,
-    /// lent for as long as the guard borrows the set (nothing copied).
-    Lent(&'a Entries<'a, E>),
+    /// Taken on the fast path in place by `ResourceSet::lock` and its kin (sync) or
+    /// `ResourceSet::try_grant_now` (async): the set's own entries, lent for as long as the
+    /// guard borrows the set (nothing copied), and the holder they were taken for.
+    Lent(&'a Entries<'a, E>, Holder),
     /// Granted through the queues: the engine's request, which owns a handle of each
     /// resource.
     Queued(Arc<E::Request>),
@@ -82,11 +83,11 @@ impl<'a, E: Engine> Guard<'a, E> {
         }
     }
 
-    /// Wraps a sync set's entries that `Ops::try_fast` took, lent by their set.
+    /// Wraps a set's entries that `Ops::try_fast` took for `holder`, lent by their set.
     #[inline(always)]
-    pub(crate) fn lent(entries: &'a Entries<'a, E>) -> Self {
+    pub(crate) fn lent(entries: &'a Entries<'a, E>, holder: Holder) -> Self {
         Guard {
-            held: Held::Other(Other::Lent(entries)),
+            held: Held::Other(Other::Lent(entries, holder)),
         }
     }
 
@@ -130,8 +131,8 @@ impl<'a, E: Engine> Guard<'a, E> {
         Guard {
             held: match held {
                 Held::Fast(entries) => Held::Fast(entries.into_owned()),
-                Held::Other(Other::Lent(lent)) => {
-                    Held::Fast(Entries::owned_from(lent.as_slice(), Holder::Sync.to_byte()))
+                Held::Other(Other::Lent(lent, holder)) => {
+                    Held::Fast(Entries::owned_from(lent.as_slice(), holder.to_byte()))
                 }
                 Held::Other(Other::Queued(req)) => Held::Other(Other::Queued(req)),
             },
@@ -153,10 +154,10 @@ impl<E: Engine> Drop for Guard<'_, E> {
                     flush();
                 }
             }
-            Held::Other(Other::Lent(entries)) => {
-                // SAFETY: `entries` were taken by `try_fast` for a sync set (`Guard::lent`),
-                // and a guard is dropped once.
-                if unsafe { E::release_fast(entries.as_slice(), Holder::Sync) } {
+            Held::Other(Other::Lent(entries, holder)) => {
+                // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::lent`), and
+                // a guard is dropped once.
+                if unsafe { E::release_fast(entries.as_slice(), *holder) } {
                     flush();
                 }
             }
@@ -174,7 +175,7 @@ impl<E: Engine> Drop for Guard<'_, E> {
 impl<E: Engine> fmt::Debug for Guard<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = match self.held {
-            Held::Fast(_) | Held::Other(Other::Lent(_)) => "fast",
+            Held::Fast(_) | Held::Other(Other::Lent(..)) => "fast",
             Held::Other(Other::Queued(_)) => "queued",
         };
         f.debug_struct("Guard")

@@ -322,10 +322,67 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn lock(&self) -> Result<Guard<'_, E>, Error> {
+        self.lend(|set| set.wait_queued(None, None))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) with the guard of [`lock`](Self::lock): takes the
+    /// set if it can be granted at once (else `Err(Error::WouldBlock)`, nothing left queued),
+    /// and the guard borrows this set, taking no reference count. Never blocks.
+    ///
+    /// ```
+    /// use kds::{Error, Resource, ResourceSet};
+    ///
+    /// let buffer = Resource::new();
+    /// let set = ResourceSet::new().exclusive(&buffer).into_owned(); // kept for reuse
+    /// let held = set.try_lock()?;
+    /// assert_eq!(set.try_lock().unwrap_err(), Error::WouldBlock);
+    /// drop(held);
+    /// assert!(set.try_lock().is_ok());
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_lock(&self) -> Result<Guard<'_, E>, Error> {
+        self.lend(|set| try_queued::<E>(set.entries.as_slice()).map(Guard::queued))
+    }
+
+    /// [`wait_interruptible`](Self::wait_interruptible) with the guard of
+    /// [`lock`](Self::lock): blocks until the set is granted, `timeout` (if any) has passed
+    /// (`Err(Error::Timeout)`) or `interrupt` fires (`Err(Error::Interrupted)`), with nothing
+    /// left queued on an error; the guard borrows this set, taking no reference count. What
+    /// `kds.h`'s `kds_waitall` is made of.
+    ///
+    /// ```
+    /// use kds::{Error, Interrupt, Resource, ResourceSet};
+    /// use std::time::Duration;
+    ///
+    /// let buffer = Resource::new();
+    /// let set = ResourceSet::new().exclusive(&buffer);
+    /// let stop = Interrupt::new();
+    /// let held = set.lock_interruptible(None, &stop)?;
+    /// let late = set.lock_interruptible(Some(Duration::from_millis(1)), &stop);
+    /// assert_eq!(late.unwrap_err(), Error::Timeout);
+    /// drop(held);
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    #[inline]
+    pub fn lock_interruptible(
+        &self,
+        timeout: Option<Duration>,
+        interrupt: &Interrupt,
+    ) -> Result<Guard<'_, E>, Error> {
+        self.lend(|set| set.wait_queued(timeout.and_then(deadline_after), Some(interrupt)))
+    }
+
+    /// A sync request whose fast path lends this set's entries to the guard, else `queued`.
+    #[inline(always)]
+    fn lend(
+        &self,
+        queued: impl FnOnce(&Self) -> Result<Guard<'static, E>, Error>,
+    ) -> Result<Guard<'_, E>, Error> {
         if take_fast::<E>(self.entries.as_slice(), Holder::Sync) {
-            return Ok(Guard::lent(&self.entries));
+            return Ok(Guard::lent(&self.entries, Holder::Sync));
         }
-        self.wait_queued(None, None)
+        queued(self)
     }
 
     /// Takes the set if it can be granted at once, else `Err(Error::WouldBlock)` with nothing
@@ -419,26 +476,72 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
         F: FnOnce(Guard<'static, E>) + Send + 'static,
     {
         // Everything free: a direct callback runs here and now, and no request is made at all
-        // (no allocation). Only with the Wait policy, whose grant does not depend on who holds
-        // what (rule 8). Not inside another direct callback on this thread: a chain of
-        // callbacks that each request the next set must loop in the trampoline, not nest.
-        if matches!(dispatch, Dispatch::Direct) && self.policy() == Locked::Wait {
-            if let Some(direct) = delivery::enter_direct() {
-                let callback = if take_fast::<E>(self.entries.as_slice(), Holder::Async) {
-                    let guard = Guard::fast(self.entries.owned_copy(), Holder::Async);
-                    delivery::contain(move || callback(guard));
-                    None
-                } else {
-                    Some(callback)
-                };
+        // (no allocation); see `take_direct` for when.
+        if matches!(dispatch, Dispatch::Direct) {
+            if let Some(direct) = self.take_direct() {
+                let guard = Guard::fast(self.entries.owned_copy(), Holder::Async);
+                delivery::contain(move || callback(guard));
                 drop(direct); // leaves the trampoline, delivering what was queued meanwhile
-                return match callback {
-                    None => Ok(Pending::ran()),
-                    Some(callback) => self.on_grant_queued(dispatch, callback),
-                };
+                return Ok(Pending::ran());
             }
         }
         self.on_grant_queued(dispatch, callback)
+    }
+
+    /// The at-once half of `on_grant(Dispatch::Direct, ..)`, in place: if the whole set is
+    /// free, its policy is [`Locked::Wait`] and this thread is not running a direct callback
+    /// already, takes the set (as an async set, like `on_grant`: it does not sync-lock its
+    /// resources) and runs `now` with a guard that borrows this set (no copy, no reference
+    /// count, as [`lock`](Self::lock)'s). Direct callbacks that `now` causes (by releasing or
+    /// requesting sets) run after it returns, before this call does. Returns what `now`
+    /// returns, or `None` with nothing taken or queued: then request the set with
+    /// [`on_grant`](Self::on_grant). Always `None` on an engine without a fast path (the
+    /// global-mutex reference grants through its queues). A panic in `now` reaches the
+    /// caller (the guard, dropped while unwinding, releases the set).
+    ///
+    /// It is the cheapest way to run a callback for a set kept for reuse; `kds.h`'s
+    /// `kds_async_waitall` is made of it.
+    ///
+    /// ```
+    /// use kds::{Dispatch, Resource, ResourceSet};
+    ///
+    /// let frame = Resource::new();
+    /// let flip = ResourceSet::new().shared(&frame).into_owned(); // kept for reuse
+    /// let shown = flip.try_grant_now(|guard| {
+    ///     // ... queue the page flip; released when `guard` drops ...
+    ///     drop(guard);
+    ///     true
+    /// });
+    /// assert_eq!(shown, Some(true));
+    ///
+    /// let gpu = ResourceSet::new().exclusive(&frame).wait()?;
+    /// assert!(flip.try_grant_now(|_| ()).is_none()); // busy: nothing taken
+    /// let pending = flip.on_grant(Dispatch::Direct, drop)?; // so ask to be called back
+    /// drop(gpu); // the callback runs here
+    /// assert!(pending.is_granted());
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_grant_now<'s, R>(&'s self, now: impl FnOnce(Guard<'s, E>) -> R) -> Option<R> {
+        let direct = self.take_direct()?;
+        let out = now(Guard::lent(&self.entries, Holder::Async));
+        drop(direct); // leaves the trampoline, delivering what `now` queued
+        Some(out)
+    }
+
+    /// Takes the set on the fast path as an async set, to run a direct callback now: the
+    /// trampoline's scope, to hold while it runs. `None` (nothing taken) if the policy is not
+    /// `Wait` (whose grant does not depend on who holds what, rule 8), if a direct callback
+    /// runs on this thread already (a chain of callbacks that each request the next set must
+    /// loop in the trampoline, not nest), or if a resource is busy.
+    #[inline(always)]
+    fn take_direct(&self) -> Option<delivery::DirectScope> {
+        if self.policy() != Locked::Wait {
+            return None;
+        }
+        let direct = delivery::enter_direct()?;
+        // Else `direct` drops: leaves the trampoline, delivering what was queued meanwhile.
+        take_fast::<E>(self.entries.as_slice(), Holder::Async).then_some(direct)
     }
 
     /// `on_grant` through the queues: one request, whose callback makes the guard of it.

@@ -1,22 +1,35 @@
 //! `struct kds_resource_set`, `kds_waitall`, `kds_async_waitall` and
 //! `kds_resource_set_release`.
 //!
-//! ## One state word, three parties, no lock
+//! ## Two kinds of set
 //!
-//! A set made by `kds_waitall` (*sync*) is granted when the call returns: it holds its
-//! [`kds::Guard`] from birth, and releasing it drops the guard.
+//! A set is *boxed* when it is held from the moment its pointer is published: one made by
+//! `kds_waitall`, or by `kds_async_waitall` whose direct callback was granted at once (the
+//! common case). Its request is built in place in the set's own allocation (from a per-thread
+//! cache), straight from the C arrays; the engine's fast path takes it there, and the guard
+//! borrows it ([`kds::ResourceSet::lock_interruptible`], [`kds::ResourceSet::try_grant_now`]):
+//! nothing is copied, counted or allocated. Releasing it drops the guard in place.
 //!
-//! A set made by `kds_async_waitall` (*async*) has three parties that may run at once:
+//! A boxed set from `kds_async_waitall` has two parties for a while: **A**, the call, which
+//! publishes the set to `*pprset` (with its guard stored) and then runs the user's callback
+//! inside the call, and **R**, the one `kds_resource_set_release` call that took the pointer
+//! out of `*pprset` (with an atomic exchange: a racing second call finds NULL and does
+//! nothing), which may run meanwhile, on another thread or inside the callback. A publishes
+//! with `IN_CALL` set and clears it, with one RMW, once the call no longer touches the set.
+//! R releases the guard whenever it comes (A never touches the guard after publishing);
+//! whichever of the two comes second (R seeing no `IN_CALL`, or A seeing `RELEASED`) gives
+//! the allocation back to the cache.
 //!
-//! - **A**, the `kds_async_waitall` call: it publishes the set to `*pprset` *before* it
-//!   enqueues (so a direct callback that runs inside the call already sees its set, as the
-//!   seed promises), then stores the [`kds::Pending`] the enqueue returns;
+//! Every other `kds_async_waitall` set (one that queues, or whose callback runs on a worker)
+//! is an `Arc` with three parties that may run at once:
+//!
+//! - **A**, the call: it publishes the set to `*pprset` *before* it enqueues (so a direct
+//!   callback that runs inside the call already sees its set, as the seed promises), then
+//!   stores the [`kds::Pending`] the enqueue returns;
 //! - **G**, the grant closure, run once by kds when the set is granted (on the granting
 //!   thread, or on the callback object's worker): it stores the guard, then runs the user's
 //!   callback;
-//! - **R**, the one `kds_resource_set_release` call that took the pointer out of `*pprset`
-//!   with an atomic exchange (a racing second call finds NULL and does nothing, so exactly one
-//!   does the work and both leave `*pprset == NULL`).
+//! - **R**, as above.
 //!
 //! They meet on one atomic byte, each setting its own bit with one `fetch_or` and reading the
 //! others' bits from its result, so for each pair exactly one of them saw the other's bit:
@@ -31,18 +44,17 @@
 //! `RELEASED`, and drops the guard without calling the user. So a release that wins the race
 //! against a grant whose callback has not started suppresses the callback (as the seed's
 //! `cancel_work_sync` did); once the callback has started, a release releases the resources at
-//! once. Memory is an `Arc` shared by the C pointer, A (during the call) and G's closure.
+//! once. Memory is an `Arc` shared by the C pointer, A (during the call) and G's closure,
+//! also kept in a per-thread cache.
 //!
-//! ## What a call costs
+//! ## What keeps a resource alive
 //!
 //! A set borrows its resources from the C structs ([`kds::ResourceSet::assume_static`]): a
 //! set granted at once takes no reference count, only the engine's one atomic operation per
-//! resource. What keeps a borrowed resource alive while such a set holds it is
-//! `kds_resource_term` (see [`crate::resource`]): it frees a resource only once nothing holds
-//! it and every release that was running meanwhile has finished ([`crate::releasing`]).
-//! Requests that queue hold handles of their own, as in Rust. A sync set's allocation comes
-//! from a small per-thread cache ([`new_sync`], [`free_sync`]) instead of `malloc`, and so
-//! does an async set's `Arc` (three parties share it: [`new_async`], [`drop_async`]).
+//! resource to take it and one to give it back. What keeps a borrowed resource alive while
+//! such a set holds it is `kds_resource_term` (see [`crate::resource`]): it frees a resource
+//! only once nothing holds it and every release that was running meanwhile has finished
+//! ([`crate::releasing`]). Requests that queue hold handles of their own, as in Rust.
 
 use crate::abi::{
     err_ptr, errno_of, is_err, no_unwind, CPtr, EFAULT, EINTR, EINVAL, KDS_FLAG_LOCKED_ACTION,
@@ -59,78 +71,104 @@ use std::sync::Arc;
 use std::thread::LocalKey;
 use std::time::Duration;
 
-/// Made by `kds_waitall`: the guard is in `guard` from the start; nobody else takes part.
-const SYNC: u8 = 1;
-/// G stored the guard in `guard` and starts the user callback.
+/// A boxed set (module docs): held from birth, its guard borrowing its own `request`.
+const BOXED: u8 = 1;
+/// Arc sets: G stored the guard in `guard` and starts the user callback.
 const RUNNING: u8 = 2;
 /// R took the set from `*pprset`.
 const RELEASED: u8 = 4;
-/// A stored the `Pending` in `pending`.
+/// Arc sets: A stored the `Pending` in `pending`.
 const PENDING_READY: u8 = 8;
+/// Boxed sets from `kds_async_waitall`: A is still inside the call.
+const IN_CALL: u8 = 16;
 
 /// `struct kds_resource_set`: one request (opaque in C). See the module docs for the
-/// protocol.
+/// protocols.
 pub struct kds_resource_set {
     state: AtomicU8,
-    /// The held set. Sync: from birth. Async: written by G before `RUNNING`; then taken by
-    /// whichever of G and R the state word names.
+    /// The held set. Boxed: from publication, a guard lent by `request`. Arc: written by G
+    /// before `RUNNING`; then taken by whichever of G and R the state word names.
     guard: UnsafeCell<Option<kds::Guard<'static>>>,
-    /// Async only: written by A before `PENDING_READY`; then taken by whichever of A and R
+    /// Arc sets only: written by A before `PENDING_READY`; then taken by whichever of A and R
     /// the state word names (or dropped with the set).
     pending: UnsafeCell<Option<kds::Pending>>,
+    /// Boxed sets only: the request, rebuilt in place by each call that takes the allocation
+    /// from the cache ([`build_in`]). `'static` on the contract of `build_in`: it is never
+    /// changed or dropped while a guard borrows it.
+    request: UnsafeCell<kds::ResourceSet<'static>>,
 }
 
 // SAFETY: `state` is atomic. Each `UnsafeCell` has one writer at a time, handed over by the
-// `fetch_or`s on `state` (AcqRel, so the hand-over also publishes the cell's contents): the
-// guard cell is G's until G sets RUNNING, then R's if R's fetch_or saw RUNNING, else still
-// G's; the pending cell is A's until A sets PENDING_READY, then R's if R saw PENDING_READY,
-// else still A's. Sync sets have a single owner, the C pointer. `Guard` and `Pending` are
-// `Send` (asserted below), so moving them between those threads is sound.
+// RMWs on `state` and `*pprset` (AcqRel, so the hand-over also publishes the cell's
+// contents). Arc sets: the guard cell is G's until G sets RUNNING, then R's if R's fetch_or
+// saw RUNNING, else still G's; the pending cell is A's until A sets PENDING_READY, then R's
+// if R saw PENDING_READY, else still A's. Boxed sets: every cell is A's until A publishes the
+// pointer; then the guard cell is R's, and `request` is only read (by A's `try_grant_now`
+// and by the guard R drops) until whichever of A and R comes second takes the allocation
+// back. `Guard`, `Pending` and `ResourceSet` are `Send` (asserted below), so moving them
+// between those threads is sound.
 unsafe impl Sync for kds_resource_set {}
 
 const _: () = {
     const fn send<T: Send>() {}
     send::<kds::Guard<'static>>();
     send::<kds::Pending>();
+    send::<kds::ResourceSet<'static>>();
 };
 
-/// Sync set allocations kept per thread for reuse (a sync set is one small allocation, taken
-/// and given back at every `kds_waitall`; a thread that releases sets that others requested
-/// keeps up to this many).
+/// Boxed set allocations kept per thread for reuse (one is taken and given back at every
+/// `kds_waitall`; a thread that releases sets that others requested keeps up to this many).
 const KEEP: usize = 16;
 
 thread_local! {
-    /// Empty sync sets, ready for [`new_sync`]. Boxed: the allocations themselves are what
-    /// is kept (a C pointer is the `Box`'s).
+    /// Boxed sets, unpublished, their state `BOXED` and their guard `None`, ready for
+    /// [`new_boxed`]. What is kept is the allocations themselves (a C pointer is a `Box`'s).
     #[allow(clippy::vec_box)]
-    static SYNC_SETS: RefCell<Vec<Box<kds_resource_set>>> = const { RefCell::new(Vec::new()) };
+    static BOXED_SETS: RefCell<Vec<Box<kds_resource_set>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A sync set holding `guard` (a `Box`, from this thread's cache if it has one), as the C
-/// pointer. Async sets are `Arc`s (see the module docs): both point at the struct itself, so
-/// a release reads `state` before it knows which it has.
+/// A boxed set (from this thread's cache if it has one), unpublished, as a raw pointer: it is
+/// used through that pointer only (its `request` is lent to its guard), until
+/// [`recycle`] takes it back. Async sets are `Arc`s (module docs): both point at the struct
+/// itself, so a release reads `state` before it knows which it has.
 #[inline]
-fn new_sync(guard: kds::Guard<'static>) -> *mut kds_resource_set {
-    let set = match take_cached(&SYNC_SETS) {
-        Some(mut set) => {
-            // Cached sets are empty (`free_sync`): nothing is dropped here.
-            *set.guard.get_mut() = Some(guard);
-            set
-        }
-        None => Box::new(kds_resource_set {
-            state: AtomicU8::new(SYNC),
-            guard: UnsafeCell::new(Some(guard)),
+fn new_boxed() -> *mut kds_resource_set {
+    let set = take_cached(&BOXED_SETS).unwrap_or_else(|| {
+        Box::new(kds_resource_set {
+            state: AtomicU8::new(BOXED),
+            guard: UnsafeCell::new(None),
             pending: UnsafeCell::new(None),
-        }),
-    };
+            request: UnsafeCell::new(kds::ResourceSet::new()),
+        })
+    });
     Box::into_raw(set)
 }
 
-/// Releases a sync set (marked as running, see [`released`]) and caches its allocation.
+/// Takes back a boxed set whose guard is gone, for this thread's cache.
+///
+/// # Safety
+///
+/// `set` is from [`new_boxed`], its guard cell is `None`, and nothing else uses it any more.
 #[inline]
-fn free_sync(mut set: Box<kds_resource_set>) {
-    released(set.guard.get_mut());
-    keep_cached(&SYNC_SETS, set);
+unsafe fn recycle(set: *mut kds_resource_set) {
+    // SAFETY: made by `Box::into_raw` (`new_boxed`), and no longer used elsewhere (contract).
+    let mut set = unsafe { Box::from_raw(set) };
+    *set.state.get_mut() = BOXED;
+    keep_cached(&BOXED_SETS, set);
+}
+
+/// Releases a boxed set that R alone holds (marked as running, see [`released`]) and takes
+/// it back.
+///
+/// # Safety
+///
+/// `set` is a published boxed set that only the caller uses now.
+#[inline]
+unsafe fn free_boxed(set: *mut kds_resource_set) {
+    // SAFETY: the caller alone uses the set; the guard borrows `request`, not this cell.
+    released(unsafe { &mut *(*set).guard.get() });
+    // SAFETY: the guard is gone, and so is every other user (contract).
+    unsafe { recycle(set) };
 }
 
 /// An allocation from this thread's `cache`, if it has one (none while the thread's locals
@@ -170,6 +208,7 @@ fn new_async() -> Arc<kds_resource_set> {
             state: AtomicU8::new(0),
             guard: UnsafeCell::new(None),
             pending: UnsafeCell::new(None),
+            request: UnsafeCell::new(kds::ResourceSet::new()),
         })
     })
 }
@@ -193,52 +232,59 @@ fn drop_async(mut set: Arc<kds_resource_set>) {
     keep_cached(&ASYNC_SETS, set);
 }
 
-/// Reads the C arguments of a request into a `kds::ResourceSet` that borrows the handles in
-/// the C structs without counts ([`kds::ResourceSet::assume_static`]; see the module docs).
+/// Builds the request of the boxed set `set` in place from the C arguments: a
+/// `kds::ResourceSet` with the `policy` that borrows the handles in the C structs without
+/// counts ([`kds::ResourceSet::assume_static`]; see the module docs), returned as `'static`.
 ///
 /// # Safety
 ///
-/// If `n > 0`: `bitmap` is NULL or readable for `ceil(n / BITS_PER_LONG)` words, `list` is
-/// NULL or readable for `n` pointers, each NULL or a `struct kds_resource` as
-/// [`resource::handle`] requires, during the call.
+/// `set` is an unpublished set from [`new_boxed`] that only the caller uses. If `n > 0`:
+/// `bitmap` is NULL or readable for `ceil(n / BITS_PER_LONG)` words, `list` is NULL or
+/// readable for `n` pointers, each NULL or a `struct kds_resource` as [`resource::handle`]
+/// requires, during the call.
 ///
-/// The set is `'static` on the C contract: a resource is freed only by `kds_resource_term`,
-/// and only once nothing holds it and every release running meanwhile has finished
-/// (`resource::term`). Requests that queue hold handles of their own. A sync set's guard
-/// copies the entries as they are (no counts: the set does not own them); an async set is
-/// also marked with [`kds::ResourceSet::assume_static`], so that the guard its callback
-/// receives takes none either.
+/// The returned reference, and every guard made from it, must be gone before the set is
+/// given back ([`recycle`]): the request lives in the allocation, which is rebuilt by the next
+/// call that takes it. Its resources are `'static` on the C contract: a resource is freed
+/// only by `kds_resource_term`, and only once nothing holds it and every release running
+/// meanwhile has finished (`resource::term`); requests that queue hold handles of their own.
 #[inline(always)]
-unsafe fn build_set(
+unsafe fn build_in(
+    set: *mut kds_resource_set,
+    policy: kds::Locked,
     n: c_int,
     bitmap: *const c_ulong,
     list: *const *mut kds_resource,
-) -> Result<kds::ResourceSet<'static>, c_int> {
+) -> Result<&'static kds::ResourceSet<'static>, c_int> {
+    // SAFETY: the caller alone uses `set`, and no guard borrows its request now (contract).
+    let request = unsafe { &mut *(*set).request.get() };
+    // SAFETY: the resources outlive the request on the C contract (see above).
+    *request = unsafe { kds::ResourceSet::new().assume_static() }.locked(policy);
     let n = usize::try_from(n).map_err(|_| EINVAL)?;
     if n > kds::MAX_SET_LEN {
         return Err(EINVAL);
     }
-    let mut set = kds::ResourceSet::new();
-    if n == 0 {
-        return Ok(set);
+    if n > 0 {
+        if bitmap.is_null() || list.is_null() {
+            return Err(EFAULT);
+        }
+        let bits = c_ulong::BITS as usize;
+        for i in 0..n {
+            // SAFETY: `i < n`, and both arrays are readable that far (caller's contract).
+            let (res, word) = unsafe { (*list.add(i), *bitmap.add(i / bits)) };
+            // SAFETY: the pointer comes from the caller's list (caller's contract).
+            let res = unsafe { resource::handle(res) }?;
+            let access = if word >> (i % bits) & 1 != 0 {
+                kds::Access::Exclusive
+            } else {
+                kds::Access::Shared
+            };
+            request.extend([(res, access)]); // in place: `access(..)` moves the whole set
+        }
     }
-    if bitmap.is_null() || list.is_null() {
-        return Err(EFAULT);
-    }
-    let bits = c_ulong::BITS as usize;
-    for i in 0..n {
-        // SAFETY: `i < n`, and both arrays are readable that far (caller's contract).
-        let (res, word) = unsafe { (*list.add(i), *bitmap.add(i / bits)) };
-        // SAFETY: the pointer comes from the caller's list (caller's contract).
-        let res = unsafe { resource::handle(res) }?;
-        let access = if word >> (i % bits) & 1 != 0 {
-            kds::Access::Exclusive
-        } else {
-            kds::Access::Shared
-        };
-        set.extend([(res, access)]); // in place: `set = set.access(..)` moves the whole set
-    }
-    Ok(set)
+    // SAFETY: the allocation stays put until `recycle`, which the caller calls only once
+    // every borrow of the request is gone (contract).
+    Ok(unsafe { &*(*set).request.get() })
 }
 
 /// The `*pprset` word as an atomic.
@@ -324,59 +370,115 @@ pub unsafe extern "C" fn kds_async_waitall(
             KDS_FLAG_LOCKED_WAIT => kds::Locked::Wait,
             _ => return -EINVAL,
         };
-        // SAFETY: the caller's contract for the arrays.
-        let request =
-            match unsafe { build_set(number_resources, exclusive_access_bitmap, resource_list) } {
-                // SAFETY: see `build_set`.
-                Ok(set) => unsafe { set.assume_static() }.locked(policy),
-                Err(e) => return -e,
-            };
-
-        let set = new_async();
-        let for_grant = Arc::clone(&set);
-        let raw = Arc::into_raw(Arc::clone(&set)) as *mut kds_resource_set;
+        let set = new_boxed();
+        // SAFETY: `set` is new and ours; the caller's contract for the arrays. `request` is
+        // gone (the guard made from it is in the published set) before `recycle` below.
+        let request = match unsafe {
+            build_in(
+                set,
+                policy,
+                number_resources,
+                exclusive_access_bitmap,
+                resource_list,
+            )
+        } {
+            Ok(request) => request,
+            Err(e) => {
+                // SAFETY: unpublished, no guard: ours alone.
+                unsafe { recycle(set) };
+                return -e;
+            }
+        };
         // SAFETY: non-null, and accessed by others only through this library (contract).
         let slot = unsafe { slot(pprset) };
-        // Publish before enqueueing, so a callback that runs at once sees its set. AcqRel:
-        // Release publishes the new set to R; Acquire is for the old value we may restore.
-        let old = slot.swap(raw, Ordering::AcqRel);
         let (p1, p2) = (CPtr(callback_parameter), CPtr(callback_extra_parameter));
         let user_cb = target.user_cb;
-        let granted = request.on_grant(target.dispatch, move |guard| {
-            on_granted(for_grant, guard, user_cb, p1, p2)
-        });
-        match granted {
-            Ok(pending) => {
-                // SAFETY: the pending cell is A's until A sets PENDING_READY (module docs).
-                unsafe { *set.pending.get() = Some(pending) };
-                // AcqRel: publish the Pending to R; see whether R came first.
-                let prev = set.state.fetch_or(PENDING_READY, Ordering::AcqRel);
+        if matches!(target.dispatch, kds::Dispatch::Direct) {
+            // Relaxed: the set is unpublished; the swap that publishes it is Release.
+            // SAFETY: `set` is live (ours until published).
+            unsafe { (*set).state.store(BOXED | IN_CALL, Ordering::Relaxed) };
+            let ran = request.try_grant_now(|guard| {
+                // SAFETY: the guard cell is A's until the set is published, just below.
+                unsafe { *(*set).guard.get() = Some(guard) };
+                // AcqRel: Release publishes the set and its guard to R; Acquire is the
+                // exchange's other half (the old pointer is the caller's, not read here).
+                slot.swap(set, Ordering::AcqRel);
+                // SAFETY: the user's function and parameters, called on this thread for a
+                // direct callback object, as kds.h documents.
+                unsafe { user_cb(p1.0, p2.0) };
+            });
+            if ran.is_some() {
+                // AcqRel: Release hands the set to R (this call no longer touches it once the
+                // bit is clear); Acquire sees R's release of the guard if R came first.
+                // SAFETY: R recycles the set only after seeing IN_CALL clear, so it is live.
+                let prev = unsafe { (*set).state.fetch_and(!IN_CALL, Ordering::AcqRel) };
                 if prev & RELEASED != 0 {
-                    // R came first and saw no PENDING_READY: cancelling is ours to do. If it
-                    // is too late, G sees RELEASED and drops the guard.
-                    // SAFETY: as just said, the pending cell is still A's.
-                    if let Some(pending) = unsafe { (*set.pending.get()).take() } {
-                        pending.cancel();
-                    }
+                    // SAFETY: R released the guard and left the set to us.
+                    unsafe { recycle(set) };
                 }
-                drop_async(set);
-                0
+                return 0;
             }
-            Err(e) => {
-                // Nothing was queued and the closure is gone. Withdraw the publication,
-                // unless a racing release already took it (then it drops that reference).
-                // AcqRel/Acquire: as the swap above.
-                if slot
-                    .compare_exchange(raw, old, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    // SAFETY: the reference made by `into_raw` above, taken back exactly once.
-                    drop(unsafe { Arc::from_raw(raw) });
-                }
-                -errno_of(e)
-            }
+            // Not granted at once: never published.
+            // SAFETY: `set` is still ours alone.
+            unsafe { (*set).state.store(BOXED, Ordering::Relaxed) };
         }
+        let out = queued(slot, request, target.dispatch, user_cb, p1, p2);
+        // SAFETY: unpublished and without guard; `request` is no longer used (the engine's
+        // request, if any, was made from a copy of it).
+        unsafe { recycle(set) };
+        out
     })
+}
+
+/// The rest of `kds_async_waitall` (A, module docs): an `Arc` set whose grant closure is G.
+fn queued(
+    slot: &AtomicPtr<kds_resource_set>,
+    request: &kds::ResourceSet<'static>,
+    dispatch: kds::Dispatch,
+    user_cb: unsafe extern "C" fn(*mut c_void, *mut c_void),
+    p1: CPtr,
+    p2: CPtr,
+) -> c_int {
+    let set = new_async();
+    let for_grant = Arc::clone(&set);
+    let raw = Arc::into_raw(Arc::clone(&set)) as *mut kds_resource_set;
+    // Publish before enqueueing, so a callback that runs at once sees its set. AcqRel:
+    // Release publishes the new set to R; Acquire is for the old value we may restore.
+    let old = slot.swap(raw, Ordering::AcqRel);
+    let granted = request.on_grant(dispatch, move |guard| {
+        on_granted(for_grant, guard, user_cb, p1, p2)
+    });
+    match granted {
+        Ok(pending) => {
+            // SAFETY: the pending cell is A's until A sets PENDING_READY (module docs).
+            unsafe { *set.pending.get() = Some(pending) };
+            // AcqRel: publish the Pending to R; see whether R came first.
+            let prev = set.state.fetch_or(PENDING_READY, Ordering::AcqRel);
+            if prev & RELEASED != 0 {
+                // R came first and saw no PENDING_READY: cancelling is ours to do. If it
+                // is too late, G sees RELEASED and drops the guard.
+                // SAFETY: as just said, the pending cell is still A's.
+                if let Some(pending) = unsafe { (*set.pending.get()).take() } {
+                    pending.cancel();
+                }
+            }
+            drop_async(set);
+            0
+        }
+        Err(e) => {
+            // Nothing was queued and the closure is gone. Withdraw the publication,
+            // unless a racing release already took it (then it drops that reference).
+            // AcqRel/Acquire: as the swap above.
+            if slot
+                .compare_exchange(raw, old, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // SAFETY: the reference made by `into_raw` above, taken back exactly once.
+                drop(unsafe { Arc::from_raw(raw) });
+            }
+            -errno_of(e)
+        }
+    }
 }
 
 /// `struct kds_resource_set *kds_waitall(int number_resources, unsigned long
@@ -402,37 +504,66 @@ pub unsafe extern "C" fn kds_waitall(
     timeout: c_ulong,
 ) -> *mut kds_resource_set {
     no_unwind(err_ptr(EFAULT), || {
-        // SAFETY: the caller's contract for the arrays.
-        let request =
-            match unsafe { build_set(number_resources, exclusive_access_bitmap, resource_list) } {
-                Ok(set) => set,
-                Err(e) => return err_ptr(e),
-            };
+        let set = new_boxed();
+        // SAFETY: `set` is new and ours; the caller's contract for the arrays. `request` and
+        // the guard made from it are gone before `recycle` (the guard with the set).
+        let request = match unsafe {
+            build_in(
+                set,
+                kds::Locked::Wait,
+                number_resources,
+                exclusive_access_bitmap,
+                resource_list,
+            )
+        } {
+            Ok(request) => request,
+            Err(e) => {
+                // SAFETY: unpublished, no guard: ours alone.
+                unsafe { recycle(set) };
+                return err_ptr(e);
+            }
+        };
         // `c_ulong` is 32 bits on some targets: widen, which is the identity on this one.
         #[allow(clippy::useless_conversion)]
         let millis = u64::from(timeout);
+        // The guard goes straight into the set, never through a `Result` (a guard is a
+        // set's size, and each move of it is a copy).
+        let hold = |guard| {
+            // SAFETY: unpublished: ours alone.
+            unsafe { *(*set).guard.get() = Some(guard) };
+        };
         let outcome = if timeout == 0 {
             // Never blocks, so never looks at the interrupt: a probe leaves one pending for
             // the next wait that has to block.
-            request.try_acquire().map_err(|e| match e {
+            request.try_lock().map(hold).map_err(|e| match e {
                 kds::Error::WouldBlock => kds::Error::Timeout,
                 e => e,
             })
         } else {
             let timeout = (timeout != KDS_WAIT_BLOCKING).then(|| Duration::from_millis(millis));
-            with_thread_interrupt(|intr| {
-                let r = request.wait_interruptible(timeout, intr);
-                if r.as_ref().err() == Some(&kds::Error::Interrupted) {
-                    intr.clear(); // the interrupt is consumed, like a delivered signal
+            with_thread_interrupt(|intr| match request.lock_interruptible(timeout, intr) {
+                Ok(guard) => {
+                    hold(guard);
+                    Ok(())
                 }
-                r
+                Err(kds::Error::Interrupted) => {
+                    intr.clear(); // the interrupt is consumed, like a delivered signal
+                    Err(kds::Error::Interrupted)
+                }
+                Err(e) => Err(e),
             })
         };
         match outcome {
-            Ok(guard) => new_sync(guard),
-            Err(kds::Error::Timeout) => std::ptr::null_mut(),
-            Err(kds::Error::Interrupted) => err_ptr(EINTR),
-            Err(e) => err_ptr(errno_of(e)),
+            Ok(()) => set,
+            Err(e) => {
+                // SAFETY: unpublished, no guard: ours alone.
+                unsafe { recycle(set) };
+                match e {
+                    kds::Error::Timeout => std::ptr::null_mut(),
+                    kds::Error::Interrupted => err_ptr(EINTR),
+                    e => err_ptr(errno_of(e)),
+                }
+            }
         }
     })
 }
@@ -462,13 +593,28 @@ pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource
         if raw.is_null() || is_err(raw) {
             return;
         }
-        // Relaxed: SYNC is written before the set is shared and never changes; the swap above
-        // (or the C code's own hand-over of the pointer) ordered that write before this read.
+        // Acquire: BOXED was written before the set was published and never changes while it
+        // is; IN_CALL is cleared by A's Release RMW, after which A no longer touches the set.
         // SAFETY: a set pointer points at a live set made in this module (a `Box` or an `Arc`,
         // both at the struct itself), which the swap gave to this caller alone.
-        if unsafe { (*raw).state.load(Ordering::Relaxed) } & SYNC != 0 {
-            // SAFETY: a SYNC set is made by `Box::into_raw` in `new_sync`, and is ours alone.
-            free_sync(unsafe { Box::from_raw(raw) });
+        let state = unsafe { (*raw).state.load(Ordering::Acquire) };
+        if state & BOXED != 0 {
+            if state & IN_CALL == 0 {
+                // SAFETY: a published boxed set that no one else uses any more.
+                unsafe { free_boxed(raw) };
+                return;
+            }
+            // A is still inside kds_async_waitall (maybe this is its callback): release now,
+            // and leave the allocation to whichever of us comes second.
+            // SAFETY: the guard cell is R's once published (module docs).
+            released(unsafe { &mut *(*raw).guard.get() });
+            // AcqRel: Release hands the released set to A; Acquire sees A's last accesses.
+            // SAFETY: A recycles the set only after seeing RELEASED, so it is live.
+            let prev = unsafe { (*raw).state.fetch_or(RELEASED, Ordering::AcqRel) };
+            if prev & IN_CALL == 0 {
+                // SAFETY: A has left and its guard is gone: ours alone.
+                unsafe { recycle(raw) };
+            }
             return;
         }
         // SAFETY: any other set is a reference made by `Arc::into_raw` in `kds_async_waitall`.
@@ -494,11 +640,128 @@ pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::callback::{kds_callback_init, kds_callback_term};
+    use crate::resource::{kds_resource_init, kds_resource_term};
+    use std::mem::MaybeUninit;
+    use std::sync::atomic::AtomicBool;
+
+    /// Runs `f` with one live resource and a direct callback object for `cb`, then checks
+    /// the resource is free and terminates both.
+    fn with_resource(
+        cb: unsafe extern "C" fn(*mut c_void, *mut c_void),
+        f: impl FnOnce(*mut kds_resource, *mut kds_callback),
+    ) {
+        let mut r = MaybeUninit::<kds_resource>::zeroed();
+        let mut c = MaybeUninit::<kds_callback>::zeroed();
+        let (r, c) = (r.as_mut_ptr(), c.as_mut_ptr());
+        // SAFETY: zeroed storage of the right types, used by this thread only.
+        unsafe {
+            kds_resource_init(r);
+            assert_eq!(kds_callback_init(c, 1, Some(cb)), 0);
+        }
+        f(r, c);
+        let mut list = [r];
+        let mut excl: c_ulong = 1;
+        // SAFETY: a live resource and arrays of one.
+        unsafe {
+            let mut probe = kds_waitall(1, &mut excl, list.as_mut_ptr(), 0);
+            assert!(
+                !probe.is_null() && !is_err(probe),
+                "the resource is left free"
+            );
+            kds_resource_set_release(&mut probe);
+            kds_callback_term(c);
+            kds_resource_term(r);
+        }
+    }
+
+    /// The callback of the tests below: `p1` is the set's `*pprset`; if `p2` is non-null it
+    /// first waits until another thread has released the set, then releases it itself
+    /// (which then finds NULL).
+    unsafe extern "C" fn release_own(pprset: *mut c_void, wait: *mut c_void) {
+        // SAFETY: the tests pass the `*pprset` word, only accessed atomically meanwhile.
+        let slot = unsafe { AtomicPtr::from_ptr(pprset as *mut *mut kds_resource_set) };
+        assert!(
+            !slot.load(Ordering::Acquire).is_null() || !wait.is_null(),
+            "published first"
+        );
+        while !wait.is_null() && !slot.load(Ordering::Acquire).is_null() {
+            std::thread::yield_now();
+        }
+        // SAFETY: as above.
+        unsafe { kds_resource_set_release(pprset as *mut *mut kds_resource_set) };
+    }
+
+    /// Boxed sets (a `kds_waitall` set, a `kds_async_waitall` set granted at once) and an Arc
+    /// set, each released by its holder, by its own callback inside the request call, and by
+    /// another thread while that call is still running the callback. Under Miri this checks
+    /// the in-place request and its lent guard against the aliasing model.
+    #[test]
+    fn boxed_and_arc_sets_release_from_every_party() {
+        with_resource(release_own, |r, cb| {
+            let mut list = [r];
+            let mut excl: c_ulong = 1;
+            let (n, bm, ls) = (1, &mut excl as *mut c_ulong, list.as_mut_ptr());
+            // SAFETY: live resource and callback, arrays of one, `pprset` words on the stack
+            // that only this library touches while it may.
+            unsafe {
+                // Sync, twice (the second reuses the cached allocation and its request).
+                for _ in 0..2 {
+                    let mut held = kds_waitall(n, bm, ls, KDS_WAIT_BLOCKING);
+                    assert!(!held.is_null() && !is_err(held));
+                    assert!(
+                        kds_waitall(n, bm, ls, 0).is_null(),
+                        "busy: a probe gets NULL"
+                    );
+                    kds_resource_set_release(&mut held);
+                    assert!(held.is_null());
+                }
+                // Async, granted at once: its callback releases it inside the call.
+                // One raw pointer for the word, passed twice (`pprset`, the callback's `p1`).
+                let mut own: *mut kds_resource_set = std::ptr::null_mut();
+                let own = &mut own as *mut *mut kds_resource_set;
+                let (p, none) = (own as *mut c_void, std::ptr::null_mut());
+                let flags = KDS_FLAG_LOCKED_WAIT;
+                assert_eq!(kds_async_waitall(own, flags, cb, p, none, n, bm, ls), 0);
+                assert!((*own).is_null());
+                // Async, granted at once, released by another thread while its callback runs.
+                let mut shared: *mut kds_resource_set = std::ptr::null_mut();
+                let word = AtomicPtr::from_ptr(&mut shared);
+                let done = AtomicBool::new(false);
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        while word.load(Ordering::Acquire).is_null() {
+                            std::thread::yield_now();
+                        }
+                        kds_resource_set_release(word.as_ptr());
+                        done.store(true, Ordering::Release);
+                    });
+                    let p = word.as_ptr() as *mut c_void;
+                    let wait = 1usize as *mut c_void;
+                    assert_eq!(
+                        kds_async_waitall(word.as_ptr(), flags, cb, p, wait, n, bm, ls),
+                        0
+                    );
+                });
+                assert!(done.load(Ordering::Acquire) && word.load(Ordering::Acquire).is_null());
+                // Async, queued behind a holder: an Arc set, granted (and released by its
+                // callback) inside the holder's release.
+                let mut holder = kds_waitall(n, bm, ls, KDS_WAIT_BLOCKING);
+                let mut queued: *mut kds_resource_set = std::ptr::null_mut();
+                let queued = &mut queued as *mut *mut kds_resource_set;
+                let p = queued as *mut c_void;
+                assert_eq!(kds_async_waitall(queued, flags, cb, p, none, n, bm, ls), 0);
+                assert!(!(*queued).is_null(), "pending, published");
+                kds_resource_set_release(&mut holder);
+                assert!((*queued).is_null(), "granted and released by its callback");
+            }
+        });
+    }
 
     /// The state bits are distinct single bits.
     #[test]
     fn state_bits() {
-        let all = [SYNC, RUNNING, RELEASED, PENDING_READY];
+        let all = [BOXED, RUNNING, RELEASED, PENDING_READY, IN_CALL];
         for (i, a) in all.iter().enumerate() {
             assert_eq!(a.count_ones(), 1);
             for b in &all[i + 1..] {

@@ -6,8 +6,12 @@
  *   2. two threads release the same pending async set (both cancel);
  *   3. one thread releases the holder, which grants an async set whose callback releases
  *      its own set (completion), while another thread releases it (cancellation), with
- *      direct and deferred callbacks. */
+ *      direct and deferred callbacks;
+ *   4. a direct async set granted at once, released by both threads while kds_async_waitall
+ *      is still running its callback (every other round the callback waits until one of
+ *      them has), then by the callback itself. */
 #include "common.h"
+#include <sched.h>
 
 #define ROUNDS 3000
 
@@ -20,6 +24,7 @@ static struct kds_resource_set *slots[ROUNDS];
 static struct kds_resource_set *holder;
 static int shape;
 static int callbacks;
+static int published; /* shape 4: the request call has returned */
 
 static void complete(void *pp, void *unused)
 {
@@ -28,11 +33,28 @@ static void complete(void *pp, void *unused)
 	kds_resource_set_release((struct kds_resource_set **)pp); /* the completion path */
 }
 
+/* Shape 4's callback: on even rounds (p2 != NULL) it waits until a racer has released its
+ * set, so that the release runs while the request call is still inside the callback. */
+static void linger(void *pp, void *wait)
+{
+	struct kds_resource_set **p = pp;
+	__atomic_add_fetch(&callbacks, 1, __ATOMIC_SEQ_CST);
+	while (wait && __atomic_load_n(p, __ATOMIC_ACQUIRE))
+		sched_yield();
+	kds_resource_set_release(p); /* usually finds NULL: a racer came first */
+}
+
 static void *racer(void *id)
 {
 	for (int i = 0; i < ROUNDS; i++) {
 		pthread_barrier_wait(&go);
-		if (shape == 3 && id == NULL)
+		if (shape == 4 && id == NULL) {
+			/* Waits for the publication, then releases (racing the other racer). */
+			while (!__atomic_load_n(&slots[i], __ATOMIC_ACQUIRE) &&
+			       !__atomic_load_n(&published, __ATOMIC_ACQUIRE))
+				sched_yield();
+			kds_resource_set_release(&slots[i]);
+		} else if (shape == 3 && id == NULL)
 			kds_resource_set_release(&holder); /* grants the async set */
 		else
 			kds_resource_set_release(&slots[i]);
@@ -62,6 +84,8 @@ static void run_shape(int which, struct kds_callback *cb)
 			CHECK(kds_async_waitall(&slots[i], KDS_FLAG_LOCKED_WAIT, cb, &slots[i],
 						NULL, 1, &excl, list) == 0);
 			break;
+		case 4:
+			break; /* requested below, while the racers run */
 		default:
 			holder = kds_waitall(1, &excl, list, KDS_WAIT_BLOCKING);
 			CHECK(holder && !KDS_IS_ERR(holder));
@@ -69,7 +93,13 @@ static void run_shape(int which, struct kds_callback *cb)
 						NULL, 1, &excl, list) == 0);
 			break;
 		}
+		__atomic_store_n(&published, 0, __ATOMIC_RELEASE);
 		pthread_barrier_wait(&go);
+		if (which == 4) {
+			CHECK(kds_async_waitall(&slots[i], KDS_FLAG_LOCKED_WAIT, cb, &slots[i],
+						(i % 2) ? NULL : (void *)1, 1, &excl, list) == 0);
+			__atomic_store_n(&published, 1, __ATOMIC_RELEASE);
+		}
 		pthread_barrier_wait(&done);
 		CHECK(slots[i] == NULL);
 		if (which == 2) {
@@ -87,15 +117,18 @@ static void run_shape(int which, struct kds_callback *cb)
 	int ran = __atomic_load_n(&callbacks, __ATOMIC_SEQ_CST) - before;
 	if (which == 2)
 		CHECK(ran == 0); /* never granted before both cancels */
+	if (which == 4)
+		CHECK(ran == ROUNDS); /* free: granted at once, every time */
 	CHECK(ran <= ROUNDS);
 	printf("release_race: shape %d: %d of %d callbacks ran\n", which, ran, ROUNDS);
 }
 
 int main(void)
 {
-	struct kds_callback direct, deferred;
+	struct kds_callback direct, deferred, lingering;
 	kds_resource_init(&r);
 	CHECK(kds_callback_init(&direct, 1, complete) == 0);
+	CHECK(kds_callback_init(&lingering, 1, linger) == 0);
 	CHECK(kds_callback_init(&deferred, 0, complete) == 0);
 	CHECK(pthread_barrier_init(&go, NULL, 3) == 0);
 	CHECK(pthread_barrier_init(&done, NULL, 3) == 0);
@@ -104,9 +137,11 @@ int main(void)
 	run_shape(2, &direct);
 	run_shape(3, &direct);
 	run_shape(3, &deferred);
+	run_shape(4, &lingering);
 
 	kds_callback_term(&deferred); /* drains: no callback runs after this */
 	kds_callback_term(&direct);
+	kds_callback_term(&lingering);
 	CHECK(is_free(&r));
 	pthread_barrier_destroy(&go);
 	pthread_barrier_destroy(&done);
