@@ -65,6 +65,7 @@ pub fn errno_of(e: kds::Error) -> c_int {
 
 /// Runs `f`, turning a panic into `on_panic`: a Rust panic must never unwind into C. The
 /// panic hook has already reported the panic on stderr.
+#[inline(always)]
 pub fn no_unwind<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
 }

@@ -352,7 +352,7 @@ pub unsafe extern "C" fn kds_async_waitall(
     exclusive_access_bitmap: *mut c_ulong,
     resource_list: *mut *mut kds_resource,
 ) -> c_int {
-    no_unwind(-EFAULT, || {
+    no_unwind(-EFAULT, move || {
         if pprset.is_null() {
             return -EFAULT;
         }
@@ -398,8 +398,9 @@ pub unsafe extern "C" fn kds_async_waitall(
             // SAFETY: `set` is live (ours until published).
             unsafe { (*set).state.store(BOXED | IN_CALL, Ordering::Relaxed) };
             let ran = request.try_grant_now(|guard| {
-                // SAFETY: the guard cell is A's until the set is published, just below.
-                unsafe { *(*set).guard.get() = Some(guard) };
+                // SAFETY: the guard cell is A's until the set is published, just below. A
+                // write, not an assignment: the cell is `None` (`recycle`), nothing to drop.
+                unsafe { (*set).guard.get().write(Some(guard)) };
                 // AcqRel: Release publishes the set and its guard to R; Acquire is the
                 // exchange's other half (the old pointer is the caller's, not read here).
                 slot.swap(set, Ordering::AcqRel);
@@ -503,7 +504,7 @@ pub unsafe extern "C" fn kds_waitall(
     resource_list: *mut *mut kds_resource,
     timeout: c_ulong,
 ) -> *mut kds_resource_set {
-    no_unwind(err_ptr(EFAULT), || {
+    no_unwind(err_ptr(EFAULT), move || {
         let set = new_boxed();
         // SAFETY: `set` is new and ours; the caller's contract for the arrays. `request` and
         // the guard made from it are gone before `recycle` (the guard with the set).
@@ -529,8 +530,9 @@ pub unsafe extern "C" fn kds_waitall(
         // The guard goes straight into the set, never through a `Result` (a guard is a
         // set's size, and each move of it is a copy).
         let hold = |guard| {
-            // SAFETY: unpublished: ours alone.
-            unsafe { *(*set).guard.get() = Some(guard) };
+            // SAFETY: unpublished: ours alone. A write, not an assignment: the cell is `None`
+            // (`recycle`), nothing to drop.
+            unsafe { (*set).guard.get().write(Some(guard)) };
         };
         let outcome = if timeout == 0 {
             // Never blocks, so never looks at the interrupt: a probe leaves one pending for
@@ -582,7 +584,7 @@ pub unsafe extern "C" fn kds_waitall(
 /// `kds_waitall`/`kds_async_waitall` that no other `pprset` holds.
 #[no_mangle]
 pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource_set) {
-    no_unwind((), || {
+    no_unwind((), move || {
         if pprset.is_null() {
             return;
         }

@@ -264,10 +264,21 @@ pub(crate) fn enter_direct() -> Option<DirectScope> {
 pub(crate) struct DirectScope;
 
 impl Drop for DirectScope {
+    #[inline]
     fn drop(&mut self) {
-        let _ = QUEUE.try_with(|q| q.borrow_mut().draining = false);
-        // Even while unwinding: every delivery runs inside its own catch (`contain`).
-        flush();
+        // Leaves the trampoline and sees, in the same borrow, whether anything was queued
+        // meanwhile (usually not: then there is nothing to flush).
+        let queued = QUEUE
+            .try_with(|q| {
+                let mut q = q.borrow_mut();
+                q.draining = false;
+                !(q.wakes.is_empty() && q.callbacks.is_empty())
+            })
+            .unwrap_or(false);
+        if queued {
+            // Even while unwinding: every delivery runs inside its own catch (`contain`).
+            flush();
+        }
     }
 }
 
