@@ -60,6 +60,7 @@
 //! | code that may take a while after the grant | [`ResourceSet::on_grant`] with [`Dispatch::Worker`] | your callback, on your [`Worker`] thread, in grant order | two allocations and a thread hand-off |
 //! | an async task | [`ResourceSet::acquire`]`.await` | a [`Guard`] | free at once: ready at the first poll, no allocation; else one allocation |
 //! | code that keeps a set, or a guard, beyond the resources' borrow (a struct, another thread) | [`ResourceSet::into_owned`], [`Guard::into_owned`] | a `ResourceSet<'static>`, a `Guard<'static>` | one reference count per resource, once; [`lock`](ResourceSet::lock) on a kept set takes none |
+//! | code that requests a kept set again and again (a per-frame set, a C front end) | [`lock`](ResourceSet::lock), [`try_lock`](ResourceSet::try_lock), [`lock_interruptible`](ResourceSet::lock_interruptible); [`try_grant_now`](ResourceSet::try_grant_now) for a direct callback's at-once grant | a [`Guard`] borrowing the set (its entries lent, not copied) | 2 atomics per resource, nothing else |
 //! | a front end for callers that manage the resources' lifetime themselves (a C ABI) | `unsafe` [`ResourceSet::assume_static`] | a `ResourceSet<'static>` whose guards and callbacks take no count | none: the caller promises the resources outlive them |
 //!
 //! Blocking requests make a *sync* set: while it holds or waits, its resources are
