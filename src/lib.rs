@@ -82,6 +82,12 @@
 //! | `kds_resource_set_release(&rset)` on a held set | drop the [`Guard`] (or [`Guard::release`]) |
 //! | `kds_resource_set_release(&rset)` on a pending set | [`Pending::cancel`] (`true`: withdrawn; `false`: the callback runs and releases) |
 //!
+//! `libkds` (the C ABI in `capi/`) is built from the lending requests: each C set keeps its
+//! [`ResourceSet`] and requests it with [`lock_interruptible`](ResourceSet::lock_interruptible)
+//! or [`try_lock`](ResourceSet::try_lock) (`kds_waitall`), or with
+//! [`try_grant_now`](ResourceSet::try_grant_now) before falling back to `on_grant`
+//! (`kds_async_waitall`).
+//!
 //! A resource named twice in one set is merged (exclusive wins) instead of deadlocking, an
 //! empty set is granted at once, and a cancel from the middle of a queue wakes the sets behind
 //! it (the 2012 code had defects there; the spec's rules win).

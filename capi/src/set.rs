@@ -306,8 +306,9 @@ fn on_granted(
     p1: CPtr,
     p2: CPtr,
 ) {
-    // SAFETY: the guard cell is G's until G sets RUNNING (module docs).
-    unsafe { *set.guard.get() = Some(guard) };
+    // SAFETY: the guard cell is G's until G sets RUNNING (module docs). A write, not an
+    // assignment: the cell is `None` until here, nothing to drop.
+    unsafe { set.guard.get().write(Some(guard)) };
     // AcqRel: publish the guard to R (Release); see R's RELEASED bit and what it did (Acquire).
     let prev = set.state.fetch_or(RUNNING, Ordering::AcqRel);
     if prev & RELEASED != 0 {
