@@ -493,8 +493,10 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// already, takes the set (as an async set, like `on_grant`: it does not sync-lock its
     /// resources) and runs `now` with a guard that borrows this set (no copy, no reference
     /// count, as [`lock`](Self::lock)'s). Direct callbacks that `now` causes (by releasing or
-    /// requesting sets) run after it returns, before this call does. Returns what `now`
-    /// returns, or `None` with nothing taken or queued: then request the set with
+    /// requesting sets) run after it returns, before this call does (or, if `now` blocks in a
+    /// wait, before it blocks, as in any direct callback). Returns what `now` returns, or
+    /// `None` with nothing taken or queued (direct callbacks already queued on this thread
+    /// may still be delivered on the way out): then request the set with
     /// [`on_grant`](Self::on_grant). Always `None` on an engine without a fast path (the
     /// global-mutex reference grants through its queues). A panic in `now` reaches the
     /// caller (the guard, dropped while unwinding, releases the set).

@@ -17,14 +17,18 @@
 //!   is still in use is safe (spec rule 10; see [`resource`] and [`set`]).
 //! - `struct kds_callback` is caller-owned storage holding the user function, the dispatch
 //!   mode and, for deferred dispatch, a boxed [`kds::Worker`] that `kds_callback_term` drains.
-//! - `struct kds_resource_set` is opaque: a [`set::kds_resource_set`], boxed for a sync set
-//!   (from a per-thread cache) and in an `Arc` for an async one, whose one state word lets
-//!   the request call, the grant callback and a release meet without a lock.
-//! - `kds_waitall` is [`kds::ResourceSet::wait_interruptible`] with the calling thread's
-//!   interrupt ([`interrupt`]) (with a 0 timeout, [`kds::ResourceSet::try_acquire`], which
-//!   never looks at the interrupt); `kds_async_waitall` is [`kds::ResourceSet::on_grant`] with
-//!   [`kds::Dispatch::Direct`] or [`kds::Dispatch::Worker`] and the [`kds::Locked`] policy of
-//!   its flags.
+//! - `struct kds_resource_set` is opaque: a [`set::kds_resource_set`]. A set held from its
+//!   publication (a `kds_waitall` set, or a `kds_async_waitall` set granted at once) is a
+//!   box from a per-thread cache that holds its own `kds::ResourceSet`, built in place from
+//!   the C arrays, and the guard that borrows it; an async set that queues is an `Arc` whose
+//!   one state word lets the request call, the grant callback and a release meet without a
+//!   lock.
+//! - `kds_waitall` is [`kds::ResourceSet::lock_interruptible`] with the calling thread's
+//!   interrupt ([`interrupt`]) (with a 0 timeout, [`kds::ResourceSet::try_lock`], which never
+//!   looks at the interrupt); `kds_async_waitall` is [`kds::ResourceSet::try_grant_now`] for a
+//!   direct callback object, else (or if the set is not free) [`kds::ResourceSet::on_grant`]
+//!   with [`kds::Dispatch::Direct`] or [`kds::Dispatch::Worker`], with the [`kds::Locked`]
+//!   policy of its flags.
 //!
 //! Every exported function catches panics (`catch_unwind`) and turns them into an error
 //! return: a Rust panic never unwinds into C.

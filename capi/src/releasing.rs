@@ -2,7 +2,7 @@
 //! only after every release that may still read it has finished.
 //!
 //! A C set granted at once borrows its resources from the C structs without a count
-//! (`set::build_set`), and a release may read a resource after giving it up (the engine's
+//! (`set::build_in`), and a release may read a resource after giving it up (the engine's
 //! scan of the links queued behind it). So [`term`](crate::resource) may free a resource
 //! only when (1) nothing holds it and (2) no release that gave it up is still running.
 //!

@@ -118,7 +118,7 @@ static IN_USE: Mutex<Vec<(kds::Resource, Option<Snapshot>)>> = Mutex::new(Vec::n
 /// Drops the C struct's handle of a terminated resource, once that is safe.
 ///
 /// Sets granted at once borrow their resources from the C structs without a count
-/// (`set::build_set`), so a resource must outlive every such hold, including the tail of its
+/// (`set::build_in`), so a resource must outlive every such hold, including the tail of its
 /// release, which may still read the resource after giving it up. Hence a terminated
 /// resource is kept in [`IN_USE`] until (1) something finds it free (an exclusive
 /// `try_acquire` succeeds: nothing holds it or waits for it) and then (2) every release that
