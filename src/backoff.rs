@@ -2,8 +2,9 @@
 //! just ran a callback, spins and then yields for a few microseconds before it parks, because
 //! the next grant often comes that soon and a park/unpark hand-off costs about 20 µs. Not
 //! when that would take the CPU from the holders: at most one thread fewer than the cores
-//! spins at once, spinning pauses while it keeps missing, and a blocked set yields only while
-//! blocked threads outnumber the cores (see `spin_then_yield` and `Waiting::crowded`).
+//! spins at once, spinning pauses while it keeps missing, a blocked set yields only while
+//! blocked threads outnumber the cores, and nobody spins while more than twice the cores are
+//! blocked (see `spin_then_yield`, `Waiting::crowded` and `overcrowded`).
 
 use crate::sync::{spin_loop, thread};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,10 @@ pub(crate) fn spin_then_yield(
 ) -> bool {
     if cfg!(kds_loom) {
         return check_twice(done);
+    }
+    if overcrowded() {
+        let mut done = done;
+        return done();
     }
     let Some(_slot) = SpinSlot::take() else {
         let mut done = done;
@@ -129,6 +134,29 @@ impl Drop for Waiting {
     }
 }
 
+/// More than `CROWD_FACTOR` times the cores blocked at once: spinning cannot pay (the holders
+/// they wait for are short of cores already), and with another process on one of the cores a
+/// spinner took the only free one from a preempted holder: grant waits of milliseconds and
+/// throughput down to a tenth, now and then (`docs/benchmarks-analysis.md`, "Issue 19, second
+/// pass"). Then every waiter parks at once. Off by `set_park_when_overcrowded(false)`.
+fn overcrowded() -> bool {
+    // Relaxed: see `WAITING` and `SPINNING`.
+    PARK_WHEN_OVERCROWDED.load(Ordering::Relaxed)
+        && WAITING.load(Ordering::Relaxed) > CROWD_FACTOR * cores()
+}
+const CROWD_FACTOR: usize = 2;
+
+/// A/B knob for `overcrowded` (on by default).
+static PARK_WHEN_OVERCROWDED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
+/// Sets whether waiters park at once while more than twice the cores are blocked (the
+/// default) or spin as the other limits allow. For A/B measurements.
+pub(crate) fn set_park_when_overcrowded(on: bool) {
+    // Relaxed: a configuration value (see `SPINNING`).
+    PARK_WHEN_OVERCROWDED.store(on, Ordering::Relaxed);
+}
+
 /// The cores this process may run on (computed once).
 fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -214,5 +242,47 @@ fn spin_window(mut done: impl FnMut() -> bool, deadline: Option<Instant>, yields
             }
             thread::yield_now();
         }
+    }
+}
+
+#[cfg(all(test, not(kds_loom)))]
+mod tests {
+    use super::*;
+
+    /// While more than twice the cores are blocked, a spin window checks once and returns
+    /// (its caller parks), even with a free spin slot; with the limit off it spins.
+    #[test]
+    fn overcrowded_waiters_park_at_once() {
+        // No cap and no adaptation: a spin slot is always free, so only `overcrowded` can
+        // stop the window. (Process-wide knobs: other tests only run slower meanwhile.)
+        set_spin_cap(Some(usize::MAX));
+        let crowd: Vec<Waiting> = (0..=CROWD_FACTOR * cores())
+            .map(|_| Waiting::enter())
+            .collect();
+        let mut checks = 0;
+        let won = spin_then_yield(
+            || {
+                checks += 1;
+                false
+            },
+            None,
+            false,
+        );
+        assert!(!won);
+        assert_eq!(checks, 1, "an overcrowded waiter must not spin");
+        set_park_when_overcrowded(false);
+        let mut checks = 0;
+        spin_then_yield(
+            || {
+                checks += 1;
+                false
+            },
+            None,
+            false,
+        );
+        set_park_when_overcrowded(true);
+        set_spin_cap(None);
+        drop(crowd);
+        assert!(checks > 1, "with the limit off the window spins");
     }
 }

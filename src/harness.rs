@@ -47,3 +47,10 @@ pub fn set_spin_cap(cap: Option<usize>) {
 pub fn set_spin_yields(on: Option<bool>) {
     crate::backoff::set_spin_yields(on);
 }
+
+/// Whether waiters park at once while more than twice the cores are blocked (`true`, the
+/// default) or spin as the other limits allow (`false`, as before issue 19's second pass).
+/// For the A/B runs of `benches/contention.rs`.
+pub fn set_park_when_overcrowded(on: bool) {
+    crate::backoff::set_park_when_overcrowded(on);
+}
