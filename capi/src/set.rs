@@ -297,6 +297,29 @@ unsafe fn build_in(
     Ok(unsafe { &*(*set).request.get() })
 }
 
+/// [`build_in`] for a new set from [`new_boxed`] that the caller alone uses: on bad arguments
+/// the set goes back to the cache and the errno is returned.
+///
+/// # Safety
+///
+/// As [`build_in`].
+#[inline(always)]
+unsafe fn build_in_new(
+    set: *mut kds_resource_set,
+    policy: kds::Locked,
+    n: c_int,
+    bitmap: *const c_ulong,
+    list: *const *mut kds_resource,
+) -> Result<&'static kds::ResourceSet<'static>, c_int> {
+    // SAFETY: the caller's contract is `build_in`'s.
+    let built = unsafe { build_in(set, policy, n, bitmap, list) };
+    if built.is_err() {
+        // SAFETY: unpublished, no guard: ours alone.
+        unsafe { recycle(set) };
+    }
+    built
+}
+
 /// The `*pprset` word as an atomic.
 ///
 /// # Safety
@@ -382,10 +405,10 @@ pub unsafe extern "C" fn kds_async_waitall(
             _ => return -EINVAL,
         };
         let set = new_boxed();
-        // SAFETY: `set` is new and ours; the caller's contract for the arrays. `request` is
-        // gone (the guard made from it is in the published set) before `recycle` below.
+        // SAFETY: `set` is new and ours; the caller's contract for the arrays. `request` and
+        // the guard made from it are gone before `recycle` (the guard with the set).
         let request = match unsafe {
-            build_in(
+            build_in_new(
                 set,
                 policy,
                 number_resources,
@@ -394,11 +417,7 @@ pub unsafe extern "C" fn kds_async_waitall(
             )
         } {
             Ok(request) => request,
-            Err(e) => {
-                // SAFETY: unpublished, no guard: ours alone.
-                unsafe { recycle(set) };
-                return -e;
-            }
+            Err(e) => return -e,
         };
         // SAFETY: non-null, and accessed by others only through this library (contract).
         let slot = unsafe { slot(pprset) };
@@ -516,24 +535,20 @@ pub unsafe extern "C" fn kds_waitall(
     timeout: c_ulong,
 ) -> *mut kds_resource_set {
     no_unwind(err_ptr(EFAULT), move || {
-        let set = new_boxed();
+        let (set, wait) = (new_boxed(), kds::Locked::Wait);
         // SAFETY: `set` is new and ours; the caller's contract for the arrays. `request` and
         // the guard made from it are gone before `recycle` (the guard with the set).
         let request = match unsafe {
-            build_in(
+            build_in_new(
                 set,
-                kds::Locked::Wait,
+                wait,
                 number_resources,
                 exclusive_access_bitmap,
                 resource_list,
             )
         } {
             Ok(request) => request,
-            Err(e) => {
-                // SAFETY: unpublished, no guard: ours alone.
-                unsafe { recycle(set) };
-                return err_ptr(e);
-            }
+            Err(e) => return err_ptr(e),
         };
         // `c_ulong` is 32 bits on some targets: widen, which is the identity on this one.
         #[allow(clippy::useless_conversion)]
