@@ -175,6 +175,12 @@ impl fmt::Debug for Worker {
     }
 }
 
+/// Whether this thread is a pool thread with a job queued in its own deque (it will run it
+/// next rather than idle).
+pub(crate) fn pool_thread_has_next_job() -> bool {
+    rayon_core::current_thread_has_pending_tasks() == Some(true)
+}
+
 /// Runs `job` on rayon's global pool, or on a thread of its own if that pool cannot start
 /// (rayon would panic, and the job, holding a granted request, would be lost). Used for
 /// `Dispatch::Pool` and for grants made while a thread's locals are torn down, which must not

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""METG and per-task overhead of kds against Task Bench's OpenMP and StarPU drivers.
+
+For each pattern, width and runtime: the per-task overhead at zero work (`-kernel empty`:
+elapsed x workers / tasks, in core-microseconds), and METG(50 %): the smallest task
+granularity (elapsed x workers / tasks) at which the run still reaches half the machine's
+peak FLOP/s. Peak: the best FLOP/s of any runtime on a trivial graph of long tasks, measured
+first in the same run. Kernel iterations are searched by powers of two (bisection, since
+efficiency grows with the work per task); METG is interpolated between the two bracketing
+powers, on a log scale. Every point is the median of --reps runs.
+
+Two graph lengths, both reported (some runtimes' cost per task grows with the graph's
+length): Task Bench's default --steps (1000), and the length that makes each run take about
+--target seconds (0.2), found from the first.
+
+Peers come from a Task Bench checkout built outside this repository (TASK_BENCH_DIR, see
+taskbench/README.md); without one, kds runs alone and the report says so.
+
+  python3 taskbench/sweep.py [--quick] [--out FILE] [--patterns a,b] [--widths 2,8]
+"""
+
+import argparse
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KDS = os.path.join(ROOT, "target", "release", "kds-taskbench")
+
+# (label, -type, radix)
+PATTERNS = [
+    ("trivial", "trivial", None),
+    ("no_comm", "no_comm", None),
+    ("stencil_1d", "stencil_1d", None),
+    ("stencil_1d_periodic", "stencil_1d_periodic", None),
+    ("nearest r3", "nearest", 3),
+    ("nearest r5", "nearest", 5),
+    ("spread r3", "spread", 3),
+    ("spread r5", "spread", 5),
+    ("fft", "fft", None),
+    ("tree", "tree", None),
+    ("random_nearest", "random_nearest", 3),
+]
+
+
+def graph_flags(kind, radix, width, steps):
+    flags = ["-type", kind, "-width", str(width), "-steps", str(steps)]
+    if radix is not None:
+        flags += ["-radix", str(radix)]
+    if kind == "spread":
+        # Task Bench allows a period of at most ceil(width / radix); its default is 3.
+        flags += ["-period", str(min(3, -(-width // radix)))]
+    return flags
+
+
+class Runtime:
+    def __init__(self, name, argv, env=None):
+        self.name, self.argv, self.env = name, argv, env or {}
+
+    def run(self, flags, timeout):
+        env = dict(os.environ, **self.env)
+        try:
+            p = subprocess.run(self.argv + flags, env=env, capture_output=True, text=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        m_t = re.search(r"Elapsed Time ([0-9.e+-]+) seconds", p.stdout)
+        m_n = re.search(r"Total Tasks (\d+)", p.stdout)
+        m_f = re.search(r"Total FLOPs (\d+)", p.stdout)
+        if p.returncode != 0 or not (m_t and m_n and m_f):
+            sys.stderr.write(f"{self.name} {' '.join(flags)}: failed (rc {p.returncode})\n"
+                             f"{p.stdout[-400:]}{p.stderr[-400:]}\n")
+            return None
+        return float(m_t.group(1)), int(m_n.group(1)), int(m_f.group(1))
+
+
+def runtimes(workers, tb):
+    w = str(workers)
+    out = [
+        Runtime("kds lock-free (pool)", [KDS, "-engine", "lock-free", "-runner", "pool", "-worker", w]),
+        Runtime("kds lock-free (Workers)", [KDS, "-engine", "lock-free", "-runner", "workers", "-worker", w]),
+        Runtime("kds reference (pool)", [KDS, "-engine", "reference", "-runner", "pool", "-worker", w]),
+    ]
+    if tb:
+        out.append(Runtime("OpenMP (libgomp)", [os.path.join(tb, "openmp", "main"), "-worker", w],
+                           {"OMP_NUM_THREADS": w}))
+        out.append(Runtime("StarPU", [os.path.join(tb, "starpu", "main"), "-core", w],
+                           {"STARPU_NCPU": w, "STARPU_NCUDA": "0", "STARPU_NOPENCL": "0",
+                            "STARPU_SILENT": "1", "STARPU_FXT_TRACE": "0",
+                            "STARPU_WORKERS_NOBIND": "1"}))
+    return out
+
+
+def median_run(rt, flags, reps, timeout):
+    results = [rt.run(flags, timeout) for _ in range(reps)]
+    if any(r is None for r in results):
+        return None
+    t = statistics.median(r[0] for r in results)
+    return t, results[0][1], results[0][2]
+
+
+def metg(rt, label, kind, radix, width, steps, workers, peak, args, target=None):
+    """Returns (metg_us, steps_used, points) or (None, ..) if 50 % is never reached."""
+    cache = {}
+
+    def probe(e):
+        if e in cache:
+            return cache[e]
+        s = steps
+        kernel = ["-kernel", "compute_bound", "-iter", str(2 ** e)]
+        r = median_run(rt, graph_flags(kind, radix, width, s) + kernel, args.reps, args.timeout)
+        if r and target:
+            # The length that takes about `target` seconds at this granularity.
+            s = max(10, min(args.max_steps, round(steps * target / max(r[0], 1e-6))))
+            r = median_run(rt, graph_flags(kind, radix, width, s) + kernel, args.reps,
+                           args.timeout)
+        if r is None:
+            cache[e] = None
+            return None
+        t, tasks, flops = r
+        cache[e] = (t * workers / tasks * 1e6, flops / t / peak, s)
+        return cache[e]
+
+    lo, hi = 0, args.max_exp
+    top = probe(hi)
+    if top is None or top[1] < 0.5:
+        return None, cache
+    bottom = probe(lo)
+    if bottom and bottom[1] >= 0.5:
+        return bottom[0], cache
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        r = probe(mid)
+        if r is None:
+            return None, cache
+        if r[1] >= 0.5:
+            hi = mid
+        else:
+            lo = mid
+    (g0, e0, _), (g1, e1, _) = probe(lo), probe(hi)
+    if e1 == e0:
+        return g1, cache
+    # Interpolate log(granularity) linearly in efficiency between the bracketing points.
+    f = (0.5 - e0) / (e1 - e0)
+    return math.exp(math.log(g0) + f * (math.log(g1) - math.log(g0))), cache
+
+
+def overhead(rt, kind, radix, width, steps, workers, args):
+    r = median_run(rt, graph_flags(kind, radix, width, steps) + ["-kernel", "empty"], args.reps,
+                   args.timeout)
+    if r is None:
+        return None
+    t, tasks, _ = r
+    return t * workers / tasks * 1e6
+
+
+def fmt(x, digits=3):
+    if x is None:
+        return "—"
+    if x >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one rep, 100 steps, two patterns (a smoke run)")
+    ap.add_argument("--patterns", default=None, help="comma-separated labels (default: all)")
+    ap.add_argument("--widths", default="2,8")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--target", type=float, default=0.2, help="seconds per run in the second length")
+    ap.add_argument("--no-target", action="store_true", help="skip the second length")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--max-exp", type=int, default=16, help="largest iteration count, as a power of 2")
+    ap.add_argument("--max-steps", type=int, default=100000)
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--runtimes", default=None, help="comma-separated name prefixes to keep")
+    ap.add_argument("--out", default=None, help="write the markdown report here too")
+    args = ap.parse_args()
+    if args.quick:
+        args.reps, args.steps, args.no_target, args.max_exp = 1, 100, True, 12
+        args.patterns = args.patterns or "trivial,stencil_1d"
+    tb = os.environ.get("TASK_BENCH_DIR")
+    if tb and not (os.access(os.path.join(tb, "openmp", "main"), os.X_OK)
+                   and os.access(os.path.join(tb, "starpu", "main"), os.X_OK)):
+        sys.exit(f"TASK_BENCH_DIR={tb}: openmp/main and starpu/main are not built there "
+                 "(see taskbench/README.md)")
+    subprocess.run(["cargo", "build", "--locked", "--release", "-p", "kds-taskbench"], cwd=ROOT,
+                   check=True)
+    rts = runtimes(args.workers, tb)
+    if args.runtimes:
+        keep = args.runtimes.split(",")
+        rts = [r for r in rts if any(r.name.startswith(k) for k in keep)]
+    patterns = PATTERNS
+    if args.patterns:
+        want = args.patterns.split(",")
+        patterns = [p for p in PATTERNS if p[0] in want]
+    widths = [int(w) for w in args.widths.split(",")]
+    lines = []
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    say(f"Run of {started}: `python3 taskbench/sweep.py {' '.join(sys.argv[1:])}`, "
+        f"{args.workers} workers, median of {args.reps}, {os.cpu_count()} CPUs.")
+    if not tb:
+        say("No TASK_BENCH_DIR: kds alone (the peers need a Task Bench checkout, "
+            "taskbench/README.md).")
+    # Peak: the best FLOP/s of any runtime on long independent tasks.
+    peak = 0.0
+    for rt in rts:
+        flops_s = []
+        for width in widths:
+            r = median_run(rt, graph_flags("trivial", None, width, 100)
+                           + ["-kernel", "compute_bound", "-iter", str(2 ** args.max_exp)],
+                           args.reps, args.timeout)
+            if r:
+                flops_s.append(r[2] / r[0])
+        best = max(flops_s, default=0.0)
+        say(f"- peak of {rt.name}: {best / 1e9:.2f} GFLOP/s")
+        peak = max(peak, best)
+    say(f"- peak used (the best): {peak / 1e9:.2f} GFLOP/s")
+    say()
+    lengths = [("steps", None)] + ([] if args.no_target else [("target", args.target)])
+    for width in widths:
+        for name, target in lengths:
+            if target:
+                say(f"### Width {width}, each run about {target} s long (steps chosen per point)")
+            else:
+                say(f"### Width {width}, {args.steps} steps")
+            say()
+            head = "| pattern | " + " | ".join(
+                f"{rt.name}: METG µs / overhead core-µs" for rt in rts) + " |"
+            say(head)
+            say("|---" * (len(rts) + 1) + "|")
+            for label, kind, radix in patterns:
+                cells = []
+                for rt in rts:
+                    m, _ = metg(rt, label, kind, radix, width, args.steps, args.workers, peak, args,
+                                target)
+                    o = None if target else overhead(rt, kind, radix, width, args.steps,
+                                                     args.workers, args)
+                    cells.append(f"{fmt(m)} / {fmt(o)}" if not target else f"{fmt(m)}")
+                say(f"| {label} | " + " | ".join(cells) + " |")
+            say()
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
