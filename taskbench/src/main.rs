@@ -2,15 +2,16 @@
 //!
 //! ```text
 //! kds-taskbench -type stencil_1d -width 8 -steps 1000 -kernel compute_bound -iter 256 \
-//!     -worker 2 [-engine lock-free|reference] [-runner pool|workers] [-radix N] [-period N]
-//!     [-fraction F]
+//!     -worker 2 [-engine lock-free|reference] [-runner pool|workers] [-window N] [-radix N]
+//!     [-period N] [-fraction F]
 //! ```
 //!
 //! The flags are Task Bench's (`-type`, `-width`, `-steps`, `-radix`, `-period`, `-fraction`,
-//! `-kernel empty|compute_bound`, `-iter`, `-worker`), plus `-engine` and `-runner`. Exits 1
+//! `-kernel empty|compute_bound`, `-iter`, `-worker`), plus `-engine`, `-runner` and `-window`
+//! (tasks in flight before the submitter waits; 0, the default: no limit). Exits 1
 //! if the schedule was wrong (a task read another step's output), 2 on bad arguments.
 
-use kds_taskbench::{run, Graph, Kernel, Outcome, Pattern, Runner};
+use kds_taskbench::{run_with, Graph, Kernel, Options, Outcome, Pattern, Runner};
 use std::process::ExitCode;
 
 struct Args {
@@ -19,6 +20,7 @@ struct Args {
     workers: usize,
     engine: String,
     runner: String,
+    window: Option<u64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -30,6 +32,7 @@ fn parse() -> Result<Args, String> {
     let mut workers = 2;
     let mut engine = "lock-free".to_owned();
     let mut runner = "pool".to_owned();
+    let mut window = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -51,15 +54,27 @@ fn parse() -> Result<Args, String> {
             "-worker" => workers = num(&flag, value()?)?,
             "-engine" => engine = value()?,
             "-runner" => runner = value()?,
+            "-window" => {
+                window = match num(&flag, value()?)? {
+                    0 => None,
+                    n => Some(n),
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    let mut graph = Graph::new(pattern, width, steps).map_err(|e| e.to_string())?;
-    graph.radix = radix;
-    graph.period = period;
-    graph.fraction = fraction;
-    let graph = graph.checked().map_err(|e| e.to_string())?;
+    let graph = Graph {
+        pattern,
+        width,
+        steps,
+        radix,
+        period,
+        fraction,
+        index: 0,
+    }
+    .checked()
+    .map_err(|e| e.to_string())?;
     let kernel = match kernel.as_str() {
         "empty" => Kernel::Empty,
         "compute_bound" => Kernel::ComputeBound { iterations },
@@ -74,6 +89,7 @@ fn parse() -> Result<Args, String> {
         workers,
         engine,
         runner,
+        window,
     })
 }
 
@@ -87,7 +103,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: kds-taskbench -type PATTERN -width N -steps N [-radix N] [-period N] \
                  [-fraction F] -kernel empty|compute_bound [-iter N] [-worker N] \
-                 [-engine lock-free|reference] [-runner pool|workers]"
+                 [-engine lock-free|reference] [-runner pool|workers] [-window N]"
             );
             return ExitCode::from(2);
         }
@@ -110,9 +126,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let options = Options {
+        window: args.window,
+        ..Options::on(runner)
+    };
     let outcome = match args.engine.as_str() {
-        "lock-free" => run::<kds::LockFree>(&args.graph, args.kernel, runner),
-        "reference" => run::<kds::reference::Reference>(&args.graph, args.kernel, runner),
+        "lock-free" => run_with::<kds::LockFree>(&args.graph, args.kernel, options),
+        "reference" => run_with::<kds::reference::Reference>(&args.graph, args.kernel, options),
         e => {
             eprintln!("kds-taskbench: unknown -engine {e} (lock-free, reference)");
             return ExitCode::from(2);

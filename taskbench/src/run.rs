@@ -15,7 +15,7 @@ use crate::graph::Graph;
 use crate::kernel::Kernel;
 use kds::generic::{Resource, ResourceSet};
 use kds::{Dispatch, Engine, Worker};
-use std::cell::RefCell;
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -72,7 +72,10 @@ struct Shared {
     buffers: Vec<Buffer>,
     mapping: Buffers,
     violations: AtomicU64,
-    remaining: AtomicU64,
+    /// Tasks finished.
+    done: AtomicU64,
+    /// The `done` count at which the submitting thread wants waking (`u64::MAX`: none).
+    wake_at: AtomicU64,
     main: Thread,
 }
 
@@ -81,31 +84,25 @@ impl Shared {
         &self.buffers[slot(self.mapping, self.graph.width, t, p)]
     }
 
-    /// Task (t, p): check the inputs, run the kernel, write the output.
-    fn task(&self, t: usize, p: usize) {
-        thread_local! {
-            static DEPS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// Task (t, p), reading `deps` (its dependencies, as submitted): check the inputs, run
+    /// the kernel, write the output.
+    fn task(&self, t: usize, p: usize, deps: &[u32]) {
+        let mut bad = 0;
+        for &q in deps {
+            let b = self.buffer(t + 1, q as usize); // step t − 1's parity
+                                                    // Relaxed: kds orders this read after the writer's release (the grant).
+            let seen = (
+                b.step.load(Ordering::Relaxed),
+                b.point.load(Ordering::Relaxed),
+            );
+            if seen != (t as i64 - 1, q as i64) {
+                bad += 1;
+            }
         }
-        DEPS.with(|deps| {
-            let mut deps = deps.borrow_mut();
-            self.graph.dependencies(t, p, &mut deps);
-            let mut bad = 0;
-            for &q in deps.iter() {
-                let b = self.buffer(t + 1, q); // step t − 1's parity
-                                               // Relaxed: kds orders this read after the writer's release (the grant).
-                let seen = (
-                    b.step.load(Ordering::Relaxed),
-                    b.point.load(Ordering::Relaxed),
-                );
-                if seen != (t as i64 - 1, q as i64) {
-                    bad += 1;
-                }
-            }
-            if bad > 0 {
-                // Relaxed: a count read after every task has finished (see `finish`).
-                self.violations.fetch_add(bad, Ordering::Relaxed);
-            }
-        });
+        if bad > 0 {
+            // Relaxed: a count read after every task has finished (see `finish`).
+            self.violations.fetch_add(bad, Ordering::Relaxed);
+        }
         std::hint::black_box(self.kernel.run());
         let out = self.buffer(t, p);
         // The buffer must hold step t − 2's output (or nothing, if the point was not there
@@ -124,13 +121,29 @@ impl Shared {
         out.point.store(p as i64, Ordering::Relaxed);
     }
 
-    /// One task done (its set released): the last one wakes the submitting thread.
+    /// One task done (its set released): wakes the submitting thread if it waits for this
+    /// count.
     fn finish(&self) {
-        // AcqRel: the last task's Acquire sees every earlier task's writes (their Release),
-        // and the submitter's Acquire load sees them all.
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SeqCst: with the SeqCst store of `wake_at` and load of `done` in `wait_for`, one of
+        // the two sides sees the other (no lost wake-up); the RMW also publishes this task's
+        // writes to the submitter's load.
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        // SeqCst: see above.
+        if done == self.wake_at.load(Ordering::SeqCst) {
             self.main.unpark();
         }
+    }
+
+    /// Blocks the submitting thread until `count` tasks have finished.
+    fn wait_for(&self, count: u64) {
+        // SeqCst: see `finish`.
+        self.wake_at.store(count, Ordering::SeqCst);
+        // SeqCst: see `finish`; it also sees the finished tasks' writes.
+        while self.done.load(Ordering::SeqCst) < count {
+            thread::park();
+        }
+        // Relaxed: only `finish` reads it, and a stale value costs at most a spurious unpark.
+        self.wake_at.store(u64::MAX, Ordering::Relaxed);
     }
 }
 
@@ -142,6 +155,30 @@ fn slot(mapping: Buffers, width: usize, t: usize, p: usize) -> usize {
     }
 }
 
+/// How a run submits its tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Where the callbacks run.
+    pub runner: Runner,
+    /// The buffers per point.
+    pub mapping: Buffers,
+    /// At most this many tasks submitted and not finished: past it, the submitting thread
+    /// waits until half of them have finished (as libgomp throttles task creation, and
+    /// StarPU's `STARPU_LIMIT_MAX_SUBMITTED_TASKS`). `None`: the whole graph at once.
+    pub window: Option<u64>,
+}
+
+impl Options {
+    /// The driver's defaults on `runner`: double buffers, the whole graph submitted at once.
+    pub fn on(runner: Runner) -> Options {
+        Options {
+            runner,
+            mapping: Buffers::Double,
+            window: None,
+        }
+    }
+}
+
 /// Runs `graph` with `kernel` on engine `E`: submits every task from this thread, in
 /// program order, and returns when the last one has finished. Pool runs use rayon's global
 /// pool as it is (size it with `rayon::ThreadPoolBuilder::build_global` first).
@@ -150,16 +187,20 @@ pub fn run<E: Engine>(
     kernel: Kernel,
     runner: Runner,
 ) -> Result<Outcome, kds::Error> {
-    run_mapped::<E>(graph, kernel, runner, Buffers::Double)
+    run_with::<E>(graph, kernel, Options::on(runner))
 }
 
-/// [`run`] with a chosen buffer mapping (tests use [`Buffers::Single`] to see the check fail).
-pub fn run_mapped<E: Engine>(
+/// [`run`] with chosen [`Options`] (tests use [`Buffers::Single`] to see the check fail).
+pub fn run_with<E: Engine>(
     graph: &Graph,
     kernel: Kernel,
-    runner: Runner,
-    mapping: Buffers,
+    options: Options,
 ) -> Result<Outcome, kds::Error> {
+    let Options {
+        runner,
+        mapping,
+        window,
+    } = options;
     let width = graph.width;
     let slots = match mapping {
         Buffers::Double => 2 * width,
@@ -184,7 +225,8 @@ pub fn run_mapped<E: Engine>(
             .collect(),
         mapping,
         violations: AtomicU64::new(0),
-        remaining: AtomicU64::new(tasks),
+        done: AtomicU64::new(0),
+        wake_at: AtomicU64::new(u64::MAX),
         main: thread::current(),
     });
     let mut deps = Vec::new();
@@ -193,6 +235,12 @@ pub fn run_mapped<E: Engine>(
     let mut outcome = Ok(());
     'submit: for t in 0..graph.steps {
         for p in graph.points(t) {
+            if let Some(window) = window {
+                // Relaxed: a heuristic; `wait_for` synchronizes.
+                if submitted - shared.done.load(Ordering::Relaxed) >= window.max(2) {
+                    shared.wait_for(submitted - window.max(2) / 2);
+                }
+            }
             graph.dependencies(t, p, &mut deps);
             let mut set = ResourceSet::new().exclusive(&resources[slot(mapping, width, t, p)]);
             for &q in &deps {
@@ -206,8 +254,9 @@ pub fn run_mapped<E: Engine>(
                 Runner::Workers(_) => Dispatch::Worker(workers[p % workers.len()].clone()),
             };
             let task = Arc::clone(&shared);
+            let inputs: SmallVec<[u32; 6]> = deps.iter().map(|&q| q as u32).collect();
             let granted = set.on_grant(dispatch, move |guard| {
-                task.task(t, p);
+                task.task(t, p, &inputs);
                 drop(guard);
                 task.finish();
             });
@@ -219,21 +268,8 @@ pub fn run_mapped<E: Engine>(
         }
     }
     let submit = start.elapsed();
-    if submitted < tasks {
-        // Refused midway: wait only for what was submitted.
-        // AcqRel: as in `finish`.
-        if shared
-            .remaining
-            .fetch_sub(tasks - submitted, Ordering::AcqRel)
-            == tasks - submitted
-        {
-            shared.main.unpark();
-        }
-    }
-    // Acquire: see every task's writes (see `finish`).
-    while shared.remaining.load(Ordering::Acquire) != 0 {
-        thread::park();
-    }
+    // Refused midway: wait only for what was submitted.
+    shared.wait_for(submitted);
     let elapsed = start.elapsed();
     outcome?;
     // Every point of the last step holds its own output: no task lost or run twice.
@@ -241,7 +277,7 @@ pub fn run_mapped<E: Engine>(
     let mut violations = shared.violations.load(Ordering::Relaxed);
     for p in graph.points(last) {
         let b = shared.buffer(last, p);
-        // Relaxed: every task has finished (the Acquire load above).
+        // Relaxed: every task has finished (`wait_for` saw them).
         if (
             b.step.load(Ordering::Relaxed),
             b.point.load(Ordering::Relaxed),
