@@ -20,6 +20,7 @@ taskbench/README.md); without one, kds runs alone and the report says so.
 """
 
 import argparse
+import json
 import math
 import os
 import re
@@ -80,10 +81,14 @@ class Runtime:
 
 def runtimes(workers, tb):
     w = str(workers)
+    # kds: a pool thread submits, throttled at 64 tasks in flight per worker and running
+    # tasks while throttled (OpenMP's single-producer model: no thread beyond the workers);
+    # and, for comparison, the main thread submitting to kds Workers.
+    pool = ["-runner", "pool", "-submitter", "pool", "-worker", w]
     out = [
-        Runtime("kds lock-free (pool)", [KDS, "-engine", "lock-free", "-runner", "pool", "-worker", w]),
-        Runtime("kds lock-free (Workers)", [KDS, "-engine", "lock-free", "-runner", "workers", "-worker", w]),
-        Runtime("kds reference (pool)", [KDS, "-engine", "reference", "-runner", "pool", "-worker", w]),
+        Runtime("kds lock-free", [KDS, "-engine", "lock-free"] + pool),
+        Runtime("kds reference", [KDS, "-engine", "reference"] + pool),
+        Runtime("kds lock-free, Workers", [KDS, "-engine", "lock-free", "-runner", "workers", "-worker", w]),
     ]
     if tb:
         out.append(Runtime("OpenMP (libgomp)", [os.path.join(tb, "openmp", "main"), "-worker", w],
@@ -149,9 +154,12 @@ def metg(rt, label, kind, radix, width, steps, workers, peak, args, target=None)
     return math.exp(math.log(g0) + f * (math.log(g1) - math.log(g0))), cache
 
 
-def overhead(rt, kind, radix, width, steps, workers, args):
-    r = median_run(rt, graph_flags(kind, radix, width, steps) + ["-kernel", "empty"], args.reps,
-                   args.timeout)
+def overhead(rt, kind, radix, width, steps, workers, args, target=None):
+    flags = lambda s: graph_flags(kind, radix, width, s) + ["-kernel", "empty"]
+    r = median_run(rt, flags(steps), args.reps, args.timeout)
+    if r and target:
+        s = max(10, min(args.max_steps, round(steps * target / max(r[0], 1e-6))))
+        r = median_run(rt, flags(s), args.reps, args.timeout)
     if r is None:
         return None
     t, tasks, _ = r
@@ -164,6 +172,51 @@ def fmt(x, digits=3):
     if x >= 100:
         return f"{x:.0f}"
     return f"{x:.{digits}g}"
+
+
+COLOURS = ["#1b9e77", "#7570b3", "#66a61e", "#d95f02", "#e7298a", "#a6761d"]
+
+
+def svg_chart(records, runtimes, patterns, widths, caption):
+    """METG per pattern and runtime (log scale), one panel per width, Task Bench's length."""
+    bar, gap, left, top = 7, 6, 150, 40
+    plot_w = 520
+    group_h = bar * len(runtimes) + gap
+    panel_h = group_h * len(patterns) + 30
+    height = top + panel_h * len(widths) + 20 * len(runtimes) + 30
+    lo, hi = 0.5, 1000.0
+    x = lambda v: left + plot_w * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + plot_w + 40}" '
+           f'height="{height}" font-family="sans-serif" font-size="11">',
+           f'<text x="10" y="16" font-size="13">METG(50 %), µs per task, 2 workers '
+           f'(log scale; shorter is better)</text>',
+           f'<text x="10" y="30" font-size="9">{caption[:140]}</text>']
+    y0 = top
+    for width in widths:
+        out.append(f'<text x="10" y="{y0 + 12}" font-weight="bold">width {width}</text>')
+        for tick in [1, 3, 10, 30, 100, 300, 1000]:
+            out.append(f'<line x1="{x(tick):.1f}" y1="{y0 + 16}" x2="{x(tick):.1f}" '
+                       f'y2="{y0 + panel_h - 10}" stroke="#ddd"/>'
+                       f'<text x="{x(tick):.1f}" y="{y0 + panel_h}" text-anchor="middle">{tick}</text>')
+        for i, pat in enumerate(patterns):
+            gy = y0 + 18 + i * group_h
+            out.append(f'<text x="{left - 6}" y="{gy + group_h / 2 + 3:.1f}" '
+                       f'text-anchor="end">{pat}</text>')
+            for j, rt in enumerate(runtimes):
+                m = [r["metg_us"] for r in records if r["width"] == width and r["pattern"] == pat
+                     and r["runtime"] == rt and r["length"] == "steps"]
+                if not m or m[0] is None:
+                    continue
+                v = min(max(m[0], lo), hi)
+                out.append(f'<rect x="{left}" y="{gy + j * bar}" width="{x(v) - left:.1f}" '
+                           f'height="{bar - 1}" fill="{COLOURS[j % len(COLOURS)]}"/>')
+        y0 += panel_h
+    for j, rt in enumerate(runtimes):
+        out.append(f'<rect x="{left}" y="{y0 + 10 + j * 20}" width="12" height="12" '
+                   f'fill="{COLOURS[j % len(COLOURS)]}"/><text x="{left + 18}" '
+                   f'y="{y0 + 20 + j * 20}">{rt}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def main():
@@ -181,6 +234,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--runtimes", default=None, help="comma-separated name prefixes to keep")
     ap.add_argument("--out", default=None, help="write the markdown report here too")
+    ap.add_argument("--json", default=None, help="write every figure here (JSON)")
+    ap.add_argument("--svg", default=None, help="write a METG chart here (SVG)")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.steps, args.no_target, args.max_exp = 1, 100, True, 12
@@ -202,6 +257,7 @@ def main():
         patterns = [p for p in PATTERNS if p[0] in want]
     widths = [int(w) for w in args.widths.split(",")]
     lines = []
+    records = []
 
     def say(s=""):
         print(s, flush=True)
@@ -245,14 +301,22 @@ def main():
                 for rt in rts:
                     m, _ = metg(rt, label, kind, radix, width, args.steps, args.workers, peak, args,
                                 target)
-                    o = None if target else overhead(rt, kind, radix, width, args.steps,
-                                                     args.workers, args)
-                    cells.append(f"{fmt(m)} / {fmt(o)}" if not target else f"{fmt(m)}")
+                    o = overhead(rt, kind, radix, width, args.steps, args.workers, args, target)
+                    cells.append(f"{fmt(m)} / {fmt(o)}")
+                    records.append({"width": width, "length": name, "pattern": label,
+                                    "runtime": rt.name, "metg_us": m, "overhead_core_us": o})
                 say(f"| {label} | " + " | ".join(cells) + " |")
             say()
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"run": lines[0], "peak_flops": peak, "records": records}, f, indent=1)
+    if args.svg:
+        with open(args.svg, "w") as f:
+            f.write(svg_chart(records, [rt.name for rt in rts], [p[0] for p in patterns], widths,
+                              lines[0]))
 
 
 if __name__ == "__main__":

@@ -9,4 +9,4 @@ pub mod run;
 
 pub use graph::{BadGraph, Graph, Pattern};
 pub use kernel::Kernel;
-pub use run::{run, run_with, Buffers, Options, Outcome, Runner};
+pub use run::{run, run_with, Buffers, Options, Outcome, Runner, Submitter};

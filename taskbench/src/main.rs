@@ -2,16 +2,18 @@
 //!
 //! ```text
 //! kds-taskbench -type stencil_1d -width 8 -steps 1000 -kernel compute_bound -iter 256 \
-//!     -worker 2 [-engine lock-free|reference] [-runner pool|workers] [-window N] [-radix N]
-//!     [-period N] [-fraction F]
+//!     -worker 2 [-engine lock-free|reference] [-runner pool|workers] [-window N]
+//!     [-submitter caller|pool] [-radix N] [-period N] [-fraction F]
 //! ```
 //!
 //! The flags are Task Bench's (`-type`, `-width`, `-steps`, `-radix`, `-period`, `-fraction`,
-//! `-kernel empty|compute_bound`, `-iter`, `-worker`), plus `-engine`, `-runner` and `-window`
-//! (tasks in flight before the submitter waits; 0, the default: no limit). Exits 1
+//! `-kernel empty|compute_bound`, `-iter`, `-worker`), plus `-engine`, `-runner`, `-window`
+//! (tasks in flight before the submitter waits; 0: no limit, the default for `-submitter caller`;
+//! 64 per worker for `-submitter pool`) and `-submitter` (`caller`, the default: the main
+//! thread; `pool`: one of the pool's threads, which runs tasks while it waits). Exits 1
 //! if the schedule was wrong (a task read another step's output), 2 on bad arguments.
 
-use kds_taskbench::{run_with, Graph, Kernel, Options, Outcome, Pattern, Runner};
+use kds_taskbench::{run_with, Graph, Kernel, Options, Outcome, Pattern, Runner, Submitter};
 use std::process::ExitCode;
 
 struct Args {
@@ -21,6 +23,8 @@ struct Args {
     engine: String,
     runner: String,
     window: Option<u64>,
+    window_given: bool,
+    submitter: String,
 }
 
 fn parse() -> Result<Args, String> {
@@ -33,6 +37,8 @@ fn parse() -> Result<Args, String> {
     let mut engine = "lock-free".to_owned();
     let mut runner = "pool".to_owned();
     let mut window = None;
+    let mut window_given = false;
+    let mut submitter = "caller".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -54,7 +60,9 @@ fn parse() -> Result<Args, String> {
             "-worker" => workers = num(&flag, value()?)?,
             "-engine" => engine = value()?,
             "-runner" => runner = value()?,
+            "-submitter" => submitter = value()?,
             "-window" => {
+                window_given = true;
                 window = match num(&flag, value()?)? {
                     0 => None,
                     n => Some(n),
@@ -90,6 +98,8 @@ fn parse() -> Result<Args, String> {
         engine,
         runner,
         window,
+        window_given,
+        submitter,
     })
 }
 
@@ -103,7 +113,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: kds-taskbench -type PATTERN -width N -steps N [-radix N] [-period N] \
                  [-fraction F] -kernel empty|compute_bound [-iter N] [-worker N] \
-                 [-engine lock-free|reference] [-runner pool|workers] [-window N]"
+                 [-engine lock-free|reference] [-runner pool|workers] [-window N] [-submitter caller|pool]"
             );
             return ExitCode::from(2);
         }
@@ -126,8 +136,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let submitter = match args.submitter.as_str() {
+        "caller" => Submitter::Caller,
+        "pool" if runner == Runner::Pool => Submitter::PoolThread,
+        s => {
+            eprintln!("kds-taskbench: -submitter {s}: caller, or pool with -runner pool");
+            return ExitCode::from(2);
+        }
+    };
+    // A pool thread that submits must be throttled, or it submits the whole graph before it
+    // runs a task: libgomp's rule, 64 tasks in flight per thread, unless -window says.
+    let window = match (args.window, submitter) {
+        (None, Submitter::PoolThread) if !args.window_given => Some(64 * args.workers as u64),
+        (w, _) => w,
+    };
     let options = Options {
-        window: args.window,
+        window,
+        submitter,
         ..Options::on(runner)
     };
     let outcome = match args.engine.as_str() {

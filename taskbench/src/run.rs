@@ -147,6 +147,68 @@ impl Shared {
     }
 }
 
+/// Submits the graph's tasks in program order: returns how many were submitted, and why
+/// not all if so.
+fn submit_all<E: Engine>(
+    graph: &Graph,
+    resources: &[Resource<E>],
+    workers: &[Worker],
+    shared: &Arc<Shared>,
+    options: Options,
+) -> (u64, Result<(), kds::Error>) {
+    let width = graph.width;
+    let mapping = options.mapping;
+    let mut deps = Vec::new();
+    let mut submitted = 0;
+    for t in 0..graph.steps {
+        for p in graph.points(t) {
+            if let Some(window) = options.window {
+                let window = window.max(2);
+                // Relaxed: a heuristic; the waits synchronize.
+                if submitted - shared.done.load(Ordering::Relaxed) >= window {
+                    let target = submitted - window / 2;
+                    match options.submitter {
+                        Submitter::Caller => shared.wait_for(target),
+                        // Acquire: pairs with the tasks' finishing RMW (not needed for the
+                        // check, which the final wait does; kept simple).
+                        Submitter::PoolThread => {
+                            while shared.done.load(Ordering::Acquire) < target {
+                                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                                    thread::yield_now();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            graph.dependencies(t, p, &mut deps);
+            let mut set = ResourceSet::new().exclusive(&resources[slot(mapping, width, t, p)]);
+            for &q in &deps {
+                let input = slot(mapping, width, t + 1, q); // step t − 1's
+                if mapping == Buffers::Double || q != p {
+                    set = set.shared(&resources[input]);
+                }
+            }
+            let dispatch = match options.runner {
+                Runner::Pool => Dispatch::Pool,
+                Runner::Workers(_) => Dispatch::Worker(workers[p % workers.len()].clone()),
+            };
+            let task = Arc::clone(shared);
+            let inputs: SmallVec<[u32; 6]> = deps.iter().map(|&q| q as u32).collect();
+            let granted = set.on_grant(dispatch, move |guard| {
+                task.task(t, p, &inputs);
+                drop(guard);
+                task.finish();
+            });
+            if let Err(e) = granted {
+                return (submitted, Err(e));
+            }
+            submitted += 1;
+        }
+    }
+    (submitted, Ok(()))
+}
+
 /// The buffer (and resource) of point `p` at step `t`.
 fn slot(mapping: Buffers, width: usize, t: usize, p: usize) -> usize {
     match mapping {
@@ -166,6 +228,20 @@ pub struct Options {
     /// waits until half of them have finished (as libgomp throttles task creation, and
     /// StarPU's `STARPU_LIMIT_MAX_SUBMITTED_TASKS`). `None`: the whole graph at once.
     pub window: Option<u64>,
+    /// Who submits the tasks.
+    pub submitter: Submitter,
+}
+
+/// The thread that submits a run's tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitter {
+    /// The calling thread, beside the workers (StarPU's way: one thread more than workers);
+    /// throttled, it parks until the tasks in flight have halved.
+    Caller,
+    /// One of the pool's threads ([`Runner::Pool`] only), as OpenMP's `single` producer:
+    /// throttled, it runs tasks itself (`rayon::yield_now`) until they have halved, and
+    /// once everything is submitted it works as the others do. No thread more than workers.
+    PoolThread,
 }
 
 impl Options {
@@ -175,6 +251,7 @@ impl Options {
             runner,
             mapping: Buffers::Double,
             window: None,
+            submitter: Submitter::Caller,
         }
     }
 }
@@ -199,8 +276,13 @@ pub fn run_with<E: Engine>(
     let Options {
         runner,
         mapping,
-        window,
+        submitter,
+        ..
     } = options;
+    let in_pool = submitter == Submitter::PoolThread;
+    if in_pool && runner != Runner::Pool {
+        return Err(kds::Error::BadSet("a pool thread submits only to the pool"));
+    }
     let width = graph.width;
     let slots = match mapping {
         Buffers::Double => 2 * width,
@@ -229,44 +311,13 @@ pub fn run_with<E: Engine>(
         wake_at: AtomicU64::new(u64::MAX),
         main: thread::current(),
     });
-    let mut deps = Vec::new();
-    let mut submitted = 0;
     let start = Instant::now();
-    let mut outcome = Ok(());
-    'submit: for t in 0..graph.steps {
-        for p in graph.points(t) {
-            if let Some(window) = window {
-                // Relaxed: a heuristic; `wait_for` synchronizes.
-                if submitted - shared.done.load(Ordering::Relaxed) >= window.max(2) {
-                    shared.wait_for(submitted - window.max(2) / 2);
-                }
-            }
-            graph.dependencies(t, p, &mut deps);
-            let mut set = ResourceSet::new().exclusive(&resources[slot(mapping, width, t, p)]);
-            for &q in &deps {
-                let input = slot(mapping, width, t + 1, q); // step t − 1's
-                if mapping == Buffers::Double || q != p {
-                    set = set.shared(&resources[input]);
-                }
-            }
-            let dispatch = match runner {
-                Runner::Pool => Dispatch::Pool,
-                Runner::Workers(_) => Dispatch::Worker(workers[p % workers.len()].clone()),
-            };
-            let task = Arc::clone(&shared);
-            let inputs: SmallVec<[u32; 6]> = deps.iter().map(|&q| q as u32).collect();
-            let granted = set.on_grant(dispatch, move |guard| {
-                task.task(t, p, &inputs);
-                drop(guard);
-                task.finish();
-            });
-            if let Err(e) = granted {
-                outcome = Err(e);
-                break 'submit;
-            }
-            submitted += 1;
-        }
-    }
+    let submission = || submit_all(graph, &resources, &workers, &shared, options);
+    let (submitted, outcome) = if in_pool {
+        rayon::scope(|_| submission())
+    } else {
+        submission()
+    };
     let submit = start.elapsed();
     // Refused midway: wait only for what was submitted.
     shared.wait_for(submitted);

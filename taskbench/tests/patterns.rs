@@ -2,7 +2,7 @@
 //! tasks themselves (each compares what it reads with what its dependencies wrote), and a
 //! wrong mapping is caught.
 
-use kds_taskbench::{run, run_with, Buffers, Graph, Kernel, Options, Pattern, Runner};
+use kds_taskbench::{run, run_with, Buffers, Graph, Kernel, Options, Pattern, Runner, Submitter};
 
 const KERNEL: Kernel = Kernel::ComputeBound { iterations: 16 };
 
@@ -72,6 +72,31 @@ fn a_submission_window_keeps_the_order() {
         let o = run_with::<kds::reference::Reference>(&g, KERNEL, options).unwrap();
         assert_eq!((o.violations, o.tasks), (0, g.tasks()), "{pattern}");
     }
+}
+
+#[test]
+fn a_pool_thread_submits_and_runs_tasks_while_throttled() {
+    // The submitter is one of the pool's threads: throttled at 4 tasks in flight, it runs
+    // tasks itself until they have halved.
+    for pattern in Pattern::ALL {
+        let g = Graph::new(pattern, 8, 30).unwrap();
+        let options = Options {
+            window: Some(4),
+            submitter: Submitter::PoolThread,
+            ..Options::on(Runner::Pool)
+        };
+        let o = run_with::<kds::LockFree>(&g, KERNEL, options).unwrap();
+        assert_eq!((o.violations, o.tasks), (0, g.tasks()), "{pattern}");
+    }
+    let workers = Options {
+        submitter: Submitter::PoolThread,
+        ..Options::on(Runner::Workers(2))
+    };
+    let g = Graph::new(Pattern::Trivial, 2, 2).unwrap();
+    assert!(matches!(
+        run_with::<kds::LockFree>(&g, KERNEL, workers),
+        Err(kds::Error::BadSet(_))
+    ));
 }
 
 #[test]
