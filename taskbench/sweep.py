@@ -299,12 +299,14 @@ def main():
             for label, kind, radix in patterns:
                 cells = []
                 for rt in rts:
-                    m, _ = metg(rt, label, kind, radix, width, args.steps, args.workers, peak, args,
-                                target)
+                    m, probes = metg(rt, label, kind, radix, width, args.steps, args.workers,
+                                     peak, args, target)
                     o = overhead(rt, kind, radix, width, args.steps, args.workers, args, target)
                     cells.append(f"{fmt(m)} / {fmt(o)}")
                     records.append({"width": width, "length": name, "pattern": label,
-                                    "runtime": rt.name, "metg_us": m, "overhead_core_us": o})
+                                    "runtime": rt.name, "metg_us": m, "overhead_core_us": o,
+                                    # iterations (log2) -> [granularity µs, efficiency, steps]
+                                    "probes": {e: v for e, v in sorted(probes.items()) if v}})
                 say(f"| {label} | " + " | ".join(cells) + " |")
             say()
     if args.out:

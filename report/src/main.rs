@@ -725,11 +725,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         md,
         "Why the misses happen and what would close them: see `docs/benchmarks-analysis.md`."
     )?;
-    // The C-side figures come from their own harness (`bash capi/bench/run.sh`, C against C):
-    // kept in docs/bench/c-abi.md and carried into every regenerated report.
-    let c_abi = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench/c-abi.md");
-    if let Ok(section) = std::fs::read_to_string(&c_abi) {
-        writeln!(md, "\n{}", section.trim_end())?;
+    // Figures from harnesses of their own, kept in docs/bench/ and carried into every
+    // regenerated report: the C side (`bash capi/bench/run.sh`, C against C) and the task
+    // graphs (`python3 taskbench/sweep.py`, kds against Task Bench's OpenMP and StarPU).
+    for kept in ["c-abi.md", "taskbench.md"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/bench")
+            .join(kept);
+        if let Ok(section) = std::fs::read_to_string(&path) {
+            writeln!(md, "\n{}", section.trim_end())?;
+        }
     }
     std::fs::write(out.join("benchmarks.md"), md)?;
     println!(
