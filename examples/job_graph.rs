@@ -73,8 +73,8 @@ fn main() -> Result<(), kds::Error> {
         for i in 0..CELLS {
             let (lo, hi) = (i.saturating_sub(1), (i + 1).min(CELLS - 1));
             let mut set = ResourceSet::new().exclusive(&buffers[step % 2][i]);
-            for n in lo..=hi {
-                set = set.shared(&buffers[(step - 1) % 2][n]);
+            for neighbour in &buffers[(step - 1) % 2][lo..=hi] {
+                set = set.shared(neighbour);
             }
             let grid = grid.clone();
             set.on_grant(Dispatch::Pool, move |guard| {
