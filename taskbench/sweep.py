@@ -96,7 +96,10 @@ def runtimes(workers, tb):
         out.append(Runtime("StarPU", [os.path.join(tb, "starpu", "main"), "-core", w],
                            {"STARPU_NCPU": w, "STARPU_NCUDA": "0", "STARPU_NOPENCL": "0",
                             "STARPU_SILENT": "1", "STARPU_FXT_TRACE": "0",
-                            "STARPU_WORKERS_NOBIND": "1"}))
+                            "STARPU_WORKERS_NOBIND": "1",
+                            # Without it, StarPU binds its MPI thread onto worker 0's core and
+                            # Open MPI's start-up can spin for ever there (most runs on 2 cores).
+                            "STARPU_MPI_NOBIND": "1"}))
     return out
 
 
