@@ -81,9 +81,10 @@ fn main() -> Result<(), kds::Error> {
                 let prev = step - 1;
                 let v = diffuse(grid.get(prev, lo), grid.get(prev, i), grid.get(prev, hi));
                 grid.set(step, i, v);
-                drop(guard); // this job's buffers go to the jobs queued behind it
-                             // AcqRel: the last job sees every job's writes, and the main thread (Acquire)
-                             // sees them all.
+                // This job's buffers go to the jobs queued behind it.
+                drop(guard);
+                // AcqRel: the last job sees every job's writes, and the main thread (Acquire)
+                // sees them all.
                 if grid.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     grid.main.unpark();
                 }

@@ -111,7 +111,7 @@ def median_run(rt, flags, reps, timeout):
     return t, results[0][1], results[0][2]
 
 
-def metg(rt, label, kind, radix, width, steps, workers, peak, args, target=None):
+def metg(rt, kind, radix, width, steps, workers, peak, args, target=None):
     """Returns (metg_us, steps_used, points) or (None, ..) if 50 % is never reached."""
     cache = {}
 
@@ -302,7 +302,7 @@ def main():
             for label, kind, radix in patterns:
                 cells = []
                 for rt in rts:
-                    m, probes = metg(rt, label, kind, radix, width, args.steps, args.workers,
+                    m, probes = metg(rt, kind, radix, width, args.steps, args.workers,
                                      peak, args, target)
                     o = overhead(rt, kind, radix, width, args.steps, args.workers, args, target)
                     cells.append(f"{fmt(m)} / {fmt(o)}")

@@ -362,8 +362,8 @@ mod tests {
             }
         }
         assert!(kept < total, "every neighbour kept: the hash is not used");
-        // SipHash-2-4 with the key above, the reference test vector's key schedule: the
-        // empty message hashes to 0x726fdb47dd0e0e31.
+        // The hash is SipHash-2-4: its reference test vector (key 0, 1, ..., 15, the empty
+        // message) hashes to 0x726fdb47dd0e0e31.
         let key: [u8; 16] = core::array::from_fn(|i| i as u8);
         assert_eq!(
             SipHasher24::new_with_key(&key).finish(),

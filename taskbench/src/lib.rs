@@ -1,6 +1,6 @@
 //! Task Bench's task graphs on kds: the patterns ([`graph`]), the compute-bound kernel
 //! ([`kernel`]) and the driver that runs a graph as one resource set per task ([`run`]).
-//! `docs/taskgraph.md` explains the mapping; `taskbench/sweep.sh` measures METG against Task
+//! `docs/taskgraph.md` explains the mapping; `taskbench/sweep.py` measures METG against Task
 //! Bench's OpenMP and StarPU drivers.
 
 pub mod graph;

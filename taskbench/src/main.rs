@@ -22,8 +22,8 @@ struct Args {
     workers: usize,
     engine: String,
     runner: String,
+    /// `-window` as given (0: no limit); `None`: the submitter's default.
     window: Option<u64>,
-    window_given: bool,
     submitter: String,
 }
 
@@ -37,7 +37,6 @@ fn parse() -> Result<Args, String> {
     let mut engine = "lock-free".to_owned();
     let mut runner = "pool".to_owned();
     let mut window = None;
-    let mut window_given = false;
     let mut submitter = "caller".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -61,13 +60,7 @@ fn parse() -> Result<Args, String> {
             "-engine" => engine = value()?,
             "-runner" => runner = value()?,
             "-submitter" => submitter = value()?,
-            "-window" => {
-                window_given = true;
-                window = match num(&flag, value()?)? {
-                    0 => None,
-                    n => Some(n),
-                }
-            }
+            "-window" => window = Some(num(&flag, value()?)?),
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -98,7 +91,6 @@ fn parse() -> Result<Args, String> {
         engine,
         runner,
         window,
-        window_given,
         submitter,
     })
 }
@@ -147,8 +139,9 @@ fn main() -> ExitCode {
     // A pool thread that submits must be throttled, or it submits the whole graph before it
     // runs a task: libgomp's rule, 64 tasks in flight per thread, unless -window says.
     let window = match (args.window, submitter) {
-        (None, Submitter::PoolThread) if !args.window_given => Some(64 * args.workers as u64),
-        (w, _) => w,
+        (Some(0), _) | (None, Submitter::Caller) => None,
+        (Some(n), _) => Some(n),
+        (None, Submitter::PoolThread) => Some(64 * args.workers as u64),
     };
     let options = Options {
         window,

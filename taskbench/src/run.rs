@@ -41,6 +41,16 @@ pub enum Buffers {
     Single,
 }
 
+impl Buffers {
+    /// Buffers (resources) per point.
+    fn per_point(self) -> usize {
+        match self {
+            Buffers::Double => 2,
+            Buffers::Single => 1,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -89,8 +99,9 @@ impl Shared {
     fn task(&self, t: usize, p: usize, deps: &[u32]) {
         let mut bad = 0;
         for &q in deps {
-            let b = self.buffer(t + 1, q as usize); // step t − 1's parity
-                                                    // Relaxed: kds orders this read after the writer's release (the grant).
+            // Step t − 1's buffer (the same parity as t + 1's).
+            let b = self.buffer(t + 1, q as usize);
+            // Relaxed: kds orders this read after the writer's release (the grant).
             let seen = (
                 b.step.load(Ordering::Relaxed),
                 b.point.load(Ordering::Relaxed),
@@ -169,8 +180,8 @@ fn submit_all<E: Engine>(
                     let target = submitted - window / 2;
                     match options.submitter {
                         Submitter::Caller => shared.wait_for(target),
-                        // Acquire: pairs with the tasks' finishing RMW (not needed for the
-                        // check, which the final wait does; kept simple).
+                        // Acquire: a progress check; the final `wait_for` is what
+                        // synchronizes with the tasks for the check.
                         Submitter::PoolThread => {
                             while shared.done.load(Ordering::Acquire) < target {
                                 if rayon::yield_now() != Some(rayon::Yield::Executed) {
@@ -184,10 +195,9 @@ fn submit_all<E: Engine>(
             graph.dependencies(t, p, &mut deps);
             let mut set = ResourceSet::new().exclusive(&resources[slot(mapping, width, t, p)]);
             for &q in &deps {
-                let input = slot(mapping, width, t + 1, q); // step t − 1's
-                if mapping == Buffers::Double || q != p {
-                    set = set.shared(&resources[input]);
-                }
+                // Step t − 1's buffer. With one buffer per point, q = p names the task's own
+                // resource again: kds merges the two, exclusive winning.
+                set = set.shared(&resources[slot(mapping, width, t + 1, q)]);
             }
             let dispatch = match options.runner {
                 Runner::Pool => Dispatch::Pool,
@@ -284,10 +294,7 @@ pub fn run_with<E: Engine>(
         return Err(kds::Error::BadSet("a pool thread submits only to the pool"));
     }
     let width = graph.width;
-    let slots = match mapping {
-        Buffers::Double => 2 * width,
-        Buffers::Single => width,
-    };
+    let slots = mapping.per_point() * width;
     let resources: Vec<Resource<E>> = (0..slots).map(|_| Resource::new()).collect();
     let workers: Vec<Worker> = match runner {
         Runner::Pool => Vec::new(),
