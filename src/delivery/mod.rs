@@ -16,8 +16,8 @@ mod waiter;
 
 pub(crate) use waiter::{Waited, Waiter};
 
-use crate::sync::{hand_off_deferred_frees, thread_local, Ordering};
-use crate::worker::{pool_thread_has_next_job, spawn_on_pool, Dispatch, Job};
+use crate::sync::{thread_local, Ordering};
+use crate::worker::{finish_pool_job, spawn_on_pool, Dispatch, Job};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -99,14 +99,7 @@ fn deliver<R: Waited>(req: Arc<R>) {
                 Some(Dispatch::Worker(worker)) => worker.send(req),
                 Some(Dispatch::Pool) => spawn_on_pool(move || {
                     run_callback(req);
-                    // A pool thread may idle for long after this job, unless a job of its
-                    // own is queued next (often the grant this job's release dispatched):
-                    // then that job's end decides. Handing off a bag of one or two frees
-                    // after every job cost a quarter of a job graph's time (a 2 KiB bag
-                    // allocated, copied and freed per job).
-                    if !pool_thread_has_next_job() {
-                        hand_off_deferred_frees();
-                    }
+                    finish_pool_job();
                 }),
                 None => debug_assert!(false, "a grant delivered twice"),
             }
