@@ -1,6 +1,6 @@
 //! [`Interrupt`]: what a kernel signal is to `kds_waitall`, for user-space threads.
 
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Thread};
+use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering, Thread};
 use std::fmt;
 
 /// A latch that breaks `wait_interruptible` out of its wait with
@@ -64,6 +64,35 @@ impl Interrupt {
         self.inner.fired.store(false, Ordering::SeqCst);
     }
 
+    /// Makes [`interrupt`](Interrupt::interrupt) unpark the calling thread until the returned
+    /// registration is dropped: for a wait built outside kds that parks its thread
+    /// (`std::thread::park`) and checks [`is_interrupted`](Interrupt::is_interrupted) when it
+    /// wakes, as `kds-dmabuf`'s wait for a buffer's fences does. Register before the first
+    /// check: an `interrupt` after the registration unparks the thread (so its next `park`
+    /// returns at once), and one before it is seen by that check.
+    ///
+    /// ```
+    /// use kds::Interrupt;
+    /// use std::time::Duration;
+    ///
+    /// let int = Interrupt::new();
+    /// let firing = int.clone();
+    /// let interrupter = std::thread::spawn(move || firing.interrupt());
+    /// let _registered = int.unpark_on_interrupt();
+    /// while !int.is_interrupted() {
+    ///     std::thread::park_timeout(Duration::from_secs(10)); // or some other wake-up
+    /// }
+    /// interrupter.join().unwrap();
+    /// ```
+    pub fn unpark_on_interrupt(&self) -> UnparkOnInterrupt<'_> {
+        let me = thread::current();
+        self.register(&me);
+        UnparkOnInterrupt {
+            interrupt: self,
+            thread: me,
+        }
+    }
+
     /// Register the current thread to be unparked by `interrupt`. The registration is taken
     /// under the waiter mutex, so an `interrupt` after it either sees the thread or happened
     /// before the caller's next `is_interrupted` check.
@@ -77,6 +106,25 @@ impl Interrupt {
         if let Some(i) = waiters.iter().position(|t| t.id() == me.id()) {
             waiters.swap_remove(i);
         }
+    }
+}
+
+/// The registration of [`Interrupt::unpark_on_interrupt`]; dropping it unregisters the thread.
+#[must_use = "the thread is unregistered when this is dropped"]
+pub struct UnparkOnInterrupt<'a> {
+    interrupt: &'a Interrupt,
+    thread: Thread,
+}
+
+impl Drop for UnparkOnInterrupt<'_> {
+    fn drop(&mut self) {
+        self.interrupt.unregister(&self.thread);
+    }
+}
+
+impl fmt::Debug for UnparkOnInterrupt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnparkOnInterrupt").finish_non_exhaustive()
     }
 }
 

@@ -159,7 +159,7 @@ mod worker;
 pub use access::{Access, Locked};
 pub use engine::{Engine, MAX_SET_LEN};
 pub use error::Error;
-pub use interrupt::Interrupt;
+pub use interrupt::{Interrupt, UnparkOnInterrupt};
 pub use lockfree::LockFree;
 pub use worker::{Dispatch, Worker};
 

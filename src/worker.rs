@@ -8,9 +8,9 @@ use crate::error::Error;
 use crate::sync::hand_off_deferred_frees;
 use std::cell::Cell;
 use std::fmt;
-use std::panic::catch_unwind;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A granted request whose callback a worker runs (the delivery implements it for every
 /// engine's requests). A job catches its callback's panics itself.
@@ -55,6 +55,58 @@ pub enum Dispatch {
     Worker(Worker),
     /// On rayon's global thread pool (the seed's deferred workqueue callbacks).
     Pool,
+}
+
+impl Dispatch {
+    /// Runs `job` where this dispatch runs grant callbacks: `Direct` here and now (a panic
+    /// reaches the caller), `Worker` on the worker after the jobs it already has, `Pool` on
+    /// rayon's pool. On a worker or the pool a panic in `job` is caught, as a grant
+    /// callback's is. For grants that a layer above kds completes later, on a thread of its
+    /// own: `kds-dmabuf` delivers a set whose buffers' fences were pending this way, once
+    /// they signal, to the dispatch its client chose.
+    ///
+    /// ```
+    /// use kds::{Dispatch, Worker};
+    /// use std::sync::mpsc;
+    ///
+    /// let worker = Worker::spawn("display")?;
+    /// let (tx, rx) = mpsc::channel();
+    /// Dispatch::Worker(worker).run(move || tx.send(std::thread::current().name().map(String::from)).unwrap());
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("display"));
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    pub fn run(&self, job: impl FnOnce() + Send + 'static) {
+        match self {
+            Dispatch::Direct => job(),
+            Dispatch::Worker(worker) => worker.send(Arc::new(ClosureJob(Mutex::new(Some(job))))),
+            Dispatch::Pool => spawn_on_pool(move || {
+                contain_panic(job);
+                finish_pool_job();
+            }),
+        }
+    }
+}
+
+/// A closure run once as a worker's job ([`Dispatch::run`]).
+struct ClosureJob<F>(Mutex<Option<F>>);
+
+impl<F: FnOnce() + Send> Job for ClosureJob<F> {
+    fn run(self: Arc<Self>) {
+        let job = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(job) = job {
+            contain_panic(job);
+        }
+    }
+}
+
+/// Runs `job`, catching its panic (and one from dropping the panic's payload, which is then
+/// leaked): a worker or pool thread outlives the jobs it runs.
+fn contain_panic(job: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+    }
 }
 
 /// A dedicated callback thread: grants dispatched to it run one at a time, in the order they

@@ -1,0 +1,196 @@
+//! The reactor: one thread, one `epoll` over the sync files of every request that holds its
+//! kds grant and waits for fences. When the last sync file of a request turns readable, the
+//! reactor runs the request's `ready` closure (which delivers the grant); `cancel` takes a
+//! request's closure back before that.
+//!
+//! Each sync file is registered once (`EPOLLONESHOT`) under a key of its own; once it fires
+//! it is removed from the epoll set and closed. A registration is always removed with
+//! `EPOLL_CTL_DEL` before its descriptor is closed (a duplicate of the same open file, which
+//! a simulated fence is, would otherwise stay in the set). Closures run outside the lock, so
+//! they may request, cancel and release sets, which calls back into the reactor.
+
+use crate::error::Error;
+use rustix::event::epoll;
+use rustix::io::Errno;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// What runs once all of a request's fences have signalled.
+pub(crate) type Ready = Box<dyn FnOnce() + Send>;
+
+/// The process's reactor; started by the first request that must wait for a fence.
+pub(crate) struct Reactor {
+    epoll: OwnedFd,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The next token and the next sync-file key (both only grow: never reused).
+    next: u64,
+    /// The waiting requests, by token.
+    waits: HashMap<u64, Wait>,
+    /// Every registered sync file: its key's request and descriptor.
+    files: HashMap<u64, (u64, OwnedFd)>,
+}
+
+struct Wait {
+    /// The keys of its sync files still registered.
+    keys: Vec<u64>,
+    ready: Ready,
+}
+
+/// A request's registration, to [`cancel`](Reactor::cancel) it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token(u64);
+
+impl Reactor {
+    /// The reactor, started on first use. [`Error::Io`] if the system refuses its epoll
+    /// descriptor or thread (then every later call fails the same way, and a request that
+    /// must wait for fences reports it).
+    pub(crate) fn get() -> Result<&'static Reactor, Error> {
+        static REACTOR: OnceLock<Result<Reactor, Errno>> = OnceLock::new();
+        REACTOR
+            .get_or_init(|| {
+                let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+                Ok(Reactor {
+                    epoll,
+                    state: Mutex::new(State::default()),
+                })
+            })
+            .as_ref()
+            .map_err(|e| Error::Io(*e))
+            .and_then(|r| {
+                static THREAD: OnceLock<Result<(), Errno>> = OnceLock::new();
+                THREAD
+                    .get_or_init(|| {
+                        std::thread::Builder::new()
+                            .name("kds-dmabuf-reactor".into())
+                            .spawn(move || r.run())
+                            .map(drop)
+                            .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))
+                    })
+                    .map_err(|e| Error::Io(e))?;
+                Ok(r)
+            })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `ready` on the reactor thread once every descriptor in `files` is readable
+    /// (immediately if they already are). On error nothing is registered and `ready` comes
+    /// back, with the descriptors closed.
+    pub(crate) fn watch(&self, files: Vec<OwnedFd>, ready: Ready) -> Result<Token, (Error, Ready)> {
+        let mut st = self.lock();
+        let token = st.next;
+        st.next += 1;
+        let mut keys = Vec::with_capacity(files.len());
+        for fd in files {
+            let key = st.next;
+            st.next += 1;
+            let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
+            if let Err(e) = epoll::add(&self.epoll, &fd, epoll::EventData::new_u64(key), flags) {
+                for k in keys {
+                    self.unregister(&mut st, k);
+                }
+                return Err((Error::Io(e), ready));
+            }
+            st.files.insert(key, (token, fd));
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            drop(st);
+            run_contained(ready);
+            return Ok(Token(token));
+        }
+        st.waits.insert(token, Wait { keys, ready });
+        Ok(Token(token))
+    }
+
+    /// Takes a request's registration back before its fences signal: `Some(ready)` (for the
+    /// caller to drop, outside any lock of its own that `ready`'s drop might need), its sync
+    /// files closed. `None`: too late, `ready` runs or has run.
+    pub(crate) fn cancel(&self, token: Token) -> Option<Ready> {
+        let mut st = self.lock();
+        let wait = st.waits.remove(&token.0)?;
+        for k in wait.keys {
+            self.unregister(&mut st, k);
+        }
+        Some(wait.ready)
+    }
+
+    /// How many requests wait for fences, and how many sync files they hold open (the
+    /// bookkeeping the tests check for leaks).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.waits.len(), st.files.len())
+    }
+
+    fn unregister(&self, st: &mut State, key: u64) {
+        if let Some((_, fd)) = st.files.remove(&key) {
+            // Can fail only if it is not registered, which a key in `files` always is.
+            let _ = epoll::delete(&self.epoll, &fd);
+        }
+    }
+
+    /// The reactor thread: waits for sync files, runs the closures of requests whose last
+    /// one fired.
+    fn run(&self) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        let mut fired: Vec<Ready> = Vec::new();
+        loop {
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
+                Ok(_) => {}
+                Err(Errno::INTR) => continue,
+                Err(_) => {
+                    // EBADF / EINVAL cannot happen on our own epoll descriptor; do not spin.
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            }
+            {
+                let mut st = self.lock();
+                for ev in &events {
+                    let key = ev.data.u64();
+                    let Some(&(token, _)) = st.files.get(&key) else {
+                        continue; // cancelled meanwhile
+                    };
+                    self.unregister(&mut st, key);
+                    let done = match st.waits.get_mut(&token) {
+                        Some(w) => {
+                            w.keys.retain(|k| *k != key);
+                            w.keys.is_empty()
+                        }
+                        None => false,
+                    };
+                    if done {
+                        if let Some(w) = st.waits.remove(&token) {
+                            fired.push(w.ready);
+                        }
+                    }
+                }
+            }
+            for ready in fired.drain(..) {
+                run_contained(ready);
+            }
+        }
+    }
+}
+
+/// Runs a closure on the reactor thread, which must outlive any one request's panic.
+fn run_contained(ready: Ready) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(ready)) {
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+    }
+}
