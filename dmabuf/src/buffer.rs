@@ -117,6 +117,26 @@ impl DmaBuf {
         }
     }
 
+    /// A sync file of the buffer's fences that `access` would wait for (shared: the
+    /// writers'; exclusive: all), readable once they signal
+    /// (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`): to hand to the kernel (a KMS `IN_FENCE_FD`) or to
+    /// a GPU API (a Vulkan semaphore import), or to attach to another buffer. A snapshot: a
+    /// fence attached later is not in it. [`Error::Unsupported`] on a simulated buffer.
+    pub fn sync_file(&self, access: Access) -> Result<OwnedFd, Error> {
+        match &self.inner.source {
+            Source::Kernel(fd) => {
+                let flags = match access {
+                    Access::Shared => sys::SYNC_READ,
+                    Access::Exclusive => sys::SYNC_WRITE,
+                };
+                sys::export_sync_file(fd.as_fd(), flags)
+            }
+            Source::Simulated(_) => Err(Error::Unsupported(
+                "sync_file on a simulated buffer (its fences are separate descriptors)",
+            )),
+        }
+    }
+
     /// Adds the fence of `sync_file` for an access just held: a write fence for exclusive, a
     /// read fence for shared (see [`DmaBufGuard::attach_fence`](crate::DmaBufGuard::attach_fence)).
     pub(crate) fn import(&self, sync_file: BorrowedFd<'_>, access: Access) -> Result<(), Error> {

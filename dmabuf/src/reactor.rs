@@ -72,7 +72,7 @@ impl Reactor {
                             .map(drop)
                             .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))
                     })
-                    .map_err(|e| Error::Io(e))?;
+                    .map_err(Error::Io)?;
                 Ok(r)
             })
     }

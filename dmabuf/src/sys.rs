@@ -135,10 +135,7 @@ pub(crate) fn wait_readable(fds: &[OwnedFd], timeout: Option<Duration>) -> Resul
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     let mut left: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
     while !left.is_empty() {
-        let remaining = match deadline {
-            None => None,
-            Some(d) => Some(d.saturating_duration_since(std::time::Instant::now())),
-        };
+        let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let mut polls: Vec<PollFd<'_>> = left
             .iter()
             .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run -p kds-hwtest --release -- [--device /dev/dri/card0 | --sim] [--hz 60]
-//!     [--frames N] [--buffers 2|3] [--modes kds-lockfree,kds-reference,bounce,implicit-vgem]
+//!     [--frames N] [--buffers 2|3] [--modes kds-lockfree,kds-reference,bounce,implicit-vgem,kds-dmabuf]
 //!     [--dispatch direct|worker] [--size WxH] [--watchdog-ms N] [--inject early-release]
 //! ```
 //!
@@ -32,7 +32,7 @@ const USAGE: &str = "\
 usage: kds-hwtest [--device PATH | --sim] [--hz N] [--frames N] [--buffers N]
                   [--modes m1,m2,..] [--dispatch direct|worker] [--size WxH]
                   [--watchdog-ms N] [--inject early-release]
-modes: kds-lockfree, kds-reference, bounce, implicit-vgem (default: all)
+modes: kds-lockfree, kds-reference, bounce, implicit-vgem, kds-dmabuf (default: all)
 Without --device it uses the first /dev/dri/card* with a connected output, else a
 simulated display.";
 

@@ -11,18 +11,29 @@
 //! * `implicit-vgem`: the kernel's implicit sync. The renderer attaches a vgem write fence to
 //!   the buffer, queues the flip at once, draws and signals the fence; the kernel holds the
 //!   flip until then. Buffers come back through a free list.
+//! * `kds-dmabuf`: kds over the buffers' dma-bufs (`kds-dmabuf`). The renderer takes its back
+//!   buffer exclusive, starts its "GPU job" (a vgem write fence on the buffer), queues the
+//!   display's shared request and releases at once, before the job is done, as a driver
+//!   releases once it has submitted; then it draws and signals the fence. The display's set
+//!   is granted by kds at the release and waits, holding its place, for the fence; the
+//!   reactor delivers the grant when it signals, and the callback queues the flip. Before
+//!   the run, [`imported_fence_holds_a_flip`] checks the other direction: a sync file a kds
+//!   holder attaches to a buffer holds a plain KMS flip of it until the fence signals.
 
 use crate::clock::now_ns;
-use crate::display::Display;
+use crate::display::{Display, Surface, PARK};
 use crate::frame::Pattern;
 use crate::pipeline::{Scanout, Settings};
 use crate::stats::Report;
 use kds::generic::{Resource, ResourceSet};
-use kds::{Dispatch, Engine, Worker};
+use kds::{Access, Dispatch, Engine, Worker};
+use kds_dmabuf::{DmaBuf, DmaBufSet};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 /// One way to run the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,16 +46,24 @@ pub enum Mode {
     Bounce,
     /// Kernel implicit sync with vgem fences.
     Implicit,
+    /// kds sets over dma-bufs, granted once the kds rules and the vgem fences allow.
+    KdsDmaBuf,
 }
 
 impl Mode {
     /// Every mode, in table order.
-    pub const ALL: [Mode; 4] = [
+    pub const ALL: [Mode; 5] = [
         Mode::KdsLockFree,
         Mode::KdsReference,
         Mode::Bounce,
         Mode::Implicit,
+        Mode::KdsDmaBuf,
     ];
+
+    /// Whether the mode needs buffers the kernel fences (vgem's).
+    fn fenced(self) -> bool {
+        matches!(self, Mode::Implicit | Mode::KdsDmaBuf)
+    }
 
     /// The mode's name (table and `--modes`).
     pub fn name(self) -> &'static str {
@@ -53,6 +72,7 @@ impl Mode {
             Mode::KdsReference => "kds-reference",
             Mode::Bounce => "bounce",
             Mode::Implicit => "implicit-vgem",
+            Mode::KdsDmaBuf => "kds-dmabuf",
         }
     }
 
@@ -83,15 +103,15 @@ pub fn run(
         mode: mode.name(),
         ..Report::default()
     };
-    if mode == Mode::Implicit {
+    if mode.fenced() {
         if let Err(why) = display.implicit_sync() {
             report.skipped = Some(why);
             return report;
         }
     }
-    let surfaces = match display.setup(buffers, mode == Mode::Implicit) {
+    let surfaces = match display.setup(buffers, mode.fenced()) {
         Ok(s) => s,
-        Err(e) if mode == Mode::Implicit => {
+        Err(e) if mode.fenced() => {
             // e.g. a display controller that cannot scan out vgem's scattered shmem pages.
             report.skipped = Some(format!("vgem buffers not usable for scan-out here: {e}"));
             return report;
@@ -101,6 +121,25 @@ pub fn run(
             return report;
         }
     };
+    let mut dmabufs = Vec::new();
+    if mode == Mode::KdsDmaBuf {
+        match bind_dmabufs(&surfaces) {
+            Ok(b) => dmabufs = b,
+            Err(e) => {
+                report.errors.push(format!("binding the dma-bufs: {e}"));
+                return report;
+            }
+        }
+        match imported_fence_holds_a_flip(display, &surfaces, &dmabufs) {
+            Ok(held_us) => println!(
+                "kds-dmabuf: a fence attached by a kds holder held a KMS flip of its buffer \
+                 for {held_us} us, until it signalled: pass"
+            ),
+            Err(e) => report
+                .errors
+                .push(format!("imported fence and KMS flip: {e}")),
+        }
+    }
     let scan = Scanout::new(display.clone(), surfaces, settings.inject);
     match mode {
         Mode::KdsLockFree => kds_mode::<kds::LockFree>(&scan, dispatch, settings, &mut report),
@@ -109,6 +148,7 @@ pub fn run(
         }
         Mode::Bounce => free_list_mode(&scan, false, settings, &mut report),
         Mode::Implicit => free_list_mode(&scan, true, settings, &mut report),
+        Mode::KdsDmaBuf => dmabuf_mode(&scan, &dmabufs, dispatch, settings, &mut report),
     }
     scan.check_idle();
     scan.finish(&mut report);
@@ -292,5 +332,157 @@ fn free_list_mode(scan: &Arc<Scanout>, implicit: bool, settings: &Settings, repo
     let back = free_rx.lock().unwrap().try_iter().count();
     if back != n {
         scan.fail(format!("{back} of {n} buffers free at the end"));
+    }
+}
+
+/// Binds each surface's dma-buf (a duplicate of its descriptor) as a kds-dmabuf buffer.
+fn bind_dmabufs(surfaces: &[Arc<Surface>]) -> Result<Vec<DmaBuf>, String> {
+    surfaces
+        .iter()
+        .map(|s| {
+            let target = s.fence.as_ref().ok_or("a surface without a dma-buf")?;
+            let fd = target.dmabuf.try_clone().map_err(|e| e.to_string())?;
+            DmaBuf::new(fd).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// `attach_fence` seen from the kernel: a kds holder of buffer 0 attaches the sync file of a
+/// pending "GPU job" (a vgem write fence on buffer 1, exported with
+/// `DmaBuf::sync_file`) and releases. Then a plain KMS page flip to buffer 0 must not
+/// complete, and a kds request for it must not be granted, until the job's fence signals.
+/// Returns how long the flip was held, in µs.
+fn imported_fence_holds_a_flip(
+    display: &Arc<dyn Display>,
+    surfaces: &[Arc<Surface>],
+    bufs: &[DmaBuf],
+) -> Result<u64, String> {
+    const HOLD: Duration = Duration::from_millis(300);
+    if bufs.len() < 2 {
+        return Err("needs two buffers".into());
+    }
+    let gpu = surfaces[1].fence.clone().ok_or("no fence target")?;
+    let job = gpu.attach().map_err(|e| format!("vgem fence: {e}"))?;
+    let sync_file = bufs[1]
+        .sync_file(Access::Exclusive)
+        .map_err(|e| format!("exporting buffer 1's fence: {e}"))?;
+    let holder = DmaBufSet::new()
+        .exclusive(&bufs[0])
+        .wait_timeout(Duration::from_secs(5))
+        .map_err(|e| format!("taking buffer 0: {e}"))?;
+    holder
+        .attach_fence(&bufs[0], sync_file.as_fd())
+        .map_err(|e| format!("attach_fence: {e}"))?;
+    drop(holder);
+    let result = (|| {
+        if DmaBufSet::new().shared(&bufs[0]).try_acquire().is_ok() {
+            return Err("a kds request was granted before the attached fence signalled".into());
+        }
+        display.flip(0).map_err(|e| format!("page flip: {e}"))?;
+        let queued = now_ns();
+        if let Some(ev) = display.next_event(HOLD).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "the flip completed {} us after it was queued, before the fence signalled",
+                ev.received_ns.saturating_sub(queued) / 1000
+            ));
+        }
+        Ok(queued)
+    })();
+    let signalled = now_ns();
+    gpu.signal(job).map_err(|e| format!("signalling: {e}"))?;
+    let queued = result?;
+    let ev = display
+        .next_event(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?
+        .ok_or("no flip event within 5 s of the signal")?;
+    if ev.received_ns < signalled {
+        return Err("the flip event arrived before the signal".into());
+    }
+    DmaBufSet::new()
+        .shared(&bufs[0])
+        .wait_timeout(Duration::from_secs(5))
+        .map_err(|e| format!("kds request after the signal: {e}"))?;
+    // Back to the parking buffer, as the pipeline expects to find the display.
+    display
+        .flip(PARK)
+        .map_err(|e| format!("parking flip: {e}"))?;
+    display
+        .next_event(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?
+        .ok_or("no event for the parking flip")?;
+    Ok(signalled.saturating_sub(queued) / 1000)
+}
+
+fn dmabuf_mode(
+    scan: &Arc<Scanout>,
+    bufs: &[DmaBuf],
+    dispatch: DispatchKind,
+    settings: &Settings,
+    report: &mut Report,
+) {
+    let n = scan.surfaces.len();
+    let dispatch = match dispatch {
+        DispatchKind::Direct => Dispatch::Direct,
+        DispatchKind::Worker => match Worker::spawn("display") {
+            Ok(w) => Dispatch::Worker(w),
+            Err(e) => {
+                scan.fail(format!("spawning the display worker: {e}"));
+                return;
+            }
+        },
+    };
+    let (frames, watchdog) = (settings.frames, settings.watchdog);
+    let (scan2, bufs2) = (scan.clone(), bufs.to_vec());
+    with_renderer(scan, settings, report, move |scan, pattern| {
+        for f in 0..frames {
+            let b = (f % n as u64) as usize;
+            // The back buffer, exclusive: free once the display let go and its fences
+            // (none pending here: the display's flip is done) have signalled.
+            let job = DmaBufSet::new()
+                .exclusive(&bufs2[b])
+                .wait_timeout(watchdog)
+                .map_err(|e| format!("frame {f}: waiting for buffer {b}: {e}"))?;
+            scan.check_writable(b, f);
+            // The GPU job starts: its write fence is on the buffer from now on.
+            let target = scan.surfaces[b].fence.clone().ok_or("no fence target")?;
+            let fence = target
+                .attach()
+                .map_err(|e| format!("frame {f}: attaching the fence: {e}"))?;
+            // The display's request, queued behind the job; the release below grants it in
+            // kds, and it then waits for the fence.
+            let display = scan2.clone();
+            DmaBufSet::new()
+                .shared(&bufs2[b])
+                .on_grant(dispatch.clone(), move |guard| {
+                    let granted = now_ns();
+                    match guard {
+                        Ok(guard) => display.submit(b, f, Box::new(guard), Some(granted)),
+                        Err(e) => display.fail(format!("frame {f}: the fence wait failed: {e}")),
+                    }
+                })
+                .map_err(|e| format!("frame {f}: queueing the flip request: {e}"))?;
+            // Submitted: the renderer lets go before the job is done (the fence covers it).
+            drop(job);
+            pattern.draw(&scan.surfaces[b], f);
+            // The job is done: "release" is the signal (latencies are measured from it).
+            scan.mark_released(b);
+            target
+                .signal(fence)
+                .map_err(|e| format!("frame {f}: signalling the fence: {e}"))?;
+        }
+        Ok(())
+    });
+    // Every buffer must be free again, in kds and of fences.
+    for (i, b) in bufs.iter().enumerate() {
+        match DmaBufSet::new().exclusive(b).try_acquire() {
+            Ok(g) => drop(g),
+            Err(e) => scan.fail(format!("buffer {i} not free at the end: {e}")),
+        }
+    }
+    let (waits, files) = kds_dmabuf::reactor_counts();
+    if waits != 0 || files != 0 {
+        scan.fail(format!(
+            "the reactor still holds {waits} waits and {files} sync files at the end"
+        ));
     }
 }

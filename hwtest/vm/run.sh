@@ -165,6 +165,20 @@ step "building kds-hwtest for $RUST_TARGET (static)"
     cargo build -q -p kds-hwtest --release --target "$RUST_TARGET")
 BIN=$ROOT/target/$RUST_TARGET/release/kds-hwtest
 step "kds-hwtest built"
+# kds-dmabuf's test binaries: `vgem` (real dma-bufs, the guest's vgem) and the simulated
+# ones (`sim`, `reactor_leaks`), which then also run on the guest's kernel and architecture.
+DMABUF_TESTS=$(cd "$ROOT" && CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo test -q -p kds-dmabuf --release --target "$RUST_TARGET" --tests --no-run \
+    --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"] + "=" + m["executable"])
+')
+[ -n "$DMABUF_TESTS" ] || { echo "no kds-dmabuf test binaries were built" >&2; exit 1; }
+step "kds-dmabuf tests built: $(printf '%s\n' "$DMABUF_TESTS" | cut -d= -f1 | tr '\n' ' ')"
 
 # --- 5. initramfs ------------------------------------------------------------------------
 IR=$CACHE/initramfs
@@ -178,6 +192,8 @@ fi
 cp "$MODDIR/drm.ko" "$MODDIR/drm_kms_helper.ko" "$MODDIR/drm_shmem_helper.ko" \
     "$MODDIR/vgem/vgem.ko" "$VKMS/vkms.ko" "$IR/lib/modules/"
 cp "$BIN" "$IR/kds-hwtest"
+mkdir -p "$IR/dmabuf-tests"
+printf '%s\n' "$DMABUF_TESTS" | while IFS== read -r name exe; do cp "$exe" "$IR/dmabuf-tests/$name"; done
 ARGS="--device /dev/dri/card0 --frames $FRAMES"
 for a in "${EXTRA[@]}"; do ARGS="$ARGS '$a'"; done
 cat >"$IR/init" <<INIT
@@ -198,6 +214,11 @@ echo "KDS-HWTEST: kernel \$(uname -r) \$(uname -m), \$(nproc) CPUs; \$(ls /dev/d
 echo KDS-HWTEST-BEGIN
 /kds-hwtest $ARGS
 echo "KDS-HWTEST-EXIT=\$?"
+for t in /dmabuf-tests/*; do
+    echo "KDS-DMABUF-TEST \$(basename \$t):"
+    \$t --test-threads=1 --nocapture 2>&1
+    echo "KDS-DMABUF-TEST-EXIT \$(basename \$t)=\$?"
+done
 poweroff -f
 INIT
 chmod +x "$IR/init"
@@ -225,6 +246,17 @@ if [ -z "$RC" ]; then
 fi
 if [ "$RC" != 0 ] || ! grep -q 'RESULT PASS' "$LOG"; then
     echo "vm run $ARCH: FAILED (kds-hwtest exit $RC); full console log: $LOG" >&2
+    exit 1
+fi
+# Every kds-dmabuf test binary ran and passed, and the vgem one found vgem.
+for name in $(printf '%s\n' "$DMABUF_TESTS" | cut -d= -f1); do
+    if ! grep -qx "KDS-DMABUF-TEST-EXIT $name=0" "$LOG"; then
+        echo "vm run $ARCH: kds-dmabuf test '$name' FAILED or did not run; console log: $LOG" >&2
+        exit 1
+    fi
+done
+if grep -q '^SKIPPED: no vgem' "$LOG"; then
+    echo "vm run $ARCH: the kds-dmabuf vgem tests found no vgem device in the guest" >&2
     exit 1
 fi
 echo "vm run $ARCH: PASS in $(awk -v a="$(date +%s%N)" -v b="$T0" 'BEGIN{printf "%.1f", (a-b)/1e9}') s (console log: $LOG)"

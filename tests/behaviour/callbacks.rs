@@ -299,3 +299,58 @@ on_both_engines!(
     rule9_callback_that_releases_then_waits_for_the_thread_it_woke,
     a_worker_survives_a_panic_payload_that_panics_on_drop,
 );
+
+/// `Dispatch::run` (for layers that complete grants later, such as kds-dmabuf's reactor):
+/// `Direct` runs inline, `Worker` on the worker after the jobs it has, in order, surviving a
+/// panicking job; `Pool` off this thread.
+#[test]
+fn dispatch_run_runs_where_the_dispatch_says() {
+    let me = thread::current().id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = tx.clone();
+    Dispatch::Direct.run(move || t.send((0, thread::current().id())).unwrap());
+    assert_eq!(rx.try_recv(), Ok((0, me)), "a direct job runs inline");
+    let w = Worker::spawn("kds-run").unwrap();
+    Dispatch::Worker(w.clone()).run(|| panic!("a job that panics"));
+    for i in 0..10 {
+        let t = tx.clone();
+        Dispatch::Worker(w.clone()).run(move || t.send((i, thread::current().id())).unwrap());
+    }
+    let ran: Vec<_> = (0..10)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    assert!(
+        ran.iter().all(|(_, id)| *id == ran[0].1 && *id != me),
+        "not all on the worker"
+    );
+    assert!(
+        ran.iter().enumerate().all(|(k, (i, _))| k == *i),
+        "out of order: {ran:?}"
+    );
+    Dispatch::Pool.run(move || tx.send((0, thread::current().id())).unwrap());
+    assert_ne!(rx.recv_timeout(Duration::from_secs(10)).unwrap().1, me);
+}
+
+/// `Interrupt::unpark_on_interrupt`: an interrupt from another thread unparks a registered
+/// thread; once the registration drops, it is no longer unparked by it.
+#[test]
+fn unpark_on_interrupt_wakes_a_parked_thread() {
+    let int = Interrupt::new();
+    let firing = int.clone();
+    let t0 = std::time::Instant::now();
+    let interrupter = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        firing.interrupt();
+    });
+    {
+        let _registered = int.unpark_on_interrupt();
+        while !int.is_interrupted() {
+            thread::park_timeout(Duration::from_secs(30));
+        }
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the interrupt did not unpark the thread"
+    );
+    interrupter.join().unwrap();
+}

@@ -255,6 +255,7 @@ impl Display for DrmDisplay {
                 let fence = FenceTarget {
                     vgem: vgem.clone(),
                     handle: db.handle().into(),
+                    dmabuf: Arc::new(fd),
                 };
                 out.push(Arc::new(surface_from_map(map, &db, Some(fence))));
             } else {

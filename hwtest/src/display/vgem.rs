@@ -8,7 +8,7 @@ use super::drm::Card;
 use drm::Device as _;
 use rustix::ioctl::{ioctl, opcode, Opcode, Setter, Updater};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -76,9 +76,15 @@ impl Vgem {
 
     /// Attaches an unsignalled write fence to buffer `handle`; returns the fence id.
     pub fn attach_write_fence(&self, handle: u32) -> io::Result<u32> {
+        self.attach_fence(handle, true)
+    }
+
+    /// Attaches an unsignalled fence, a write fence or a read fence, to buffer `handle`;
+    /// returns the fence id.
+    pub fn attach_fence(&self, handle: u32, write: bool) -> io::Result<u32> {
         let mut arg = FenceAttach {
             handle,
-            flags: VGEM_FENCE_WRITE,
+            flags: if write { VGEM_FENCE_WRITE } else { 0 },
             out_fence: 0,
             pad: 0,
         };
@@ -103,6 +109,8 @@ pub struct FenceTarget {
     pub vgem: Arc<Vgem>,
     /// The buffer's GEM handle on it.
     pub handle: u32,
+    /// The buffer exported as a dma-buf (the `kds-dmabuf` mode binds it).
+    pub dmabuf: Arc<OwnedFd>,
 }
 
 impl FenceTarget {
