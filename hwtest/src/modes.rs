@@ -130,6 +130,7 @@ pub fn run(
                 return report;
             }
         }
+        println!("{}", uncontended_cost(&dmabufs));
         match imported_fence_holds_a_flip(display, &surfaces, &dmabufs) {
             Ok(held_us) => println!(
                 "kds-dmabuf: a fence attached by a kds holder held a KMS flip of its buffer \
@@ -345,6 +346,42 @@ fn bind_dmabufs(surfaces: &[Arc<Surface>]) -> Result<Vec<DmaBuf>, String> {
             DmaBuf::new(fd).map_err(|e| e.to_string())
         })
         .collect()
+}
+
+/// What a dma-buf grant costs when nothing waits: `try_acquire` + release of one buffer and
+/// of two, exclusive, no fence pending (kds's fast path plus one `poll` of the dma-bufs),
+/// beside the same plain kds sets on the buffers' resources. Medians of 15 batches of 200.
+fn uncontended_cost(bufs: &[DmaBuf]) -> String {
+    fn median_ns(mut op: impl FnMut()) -> f64 {
+        let mut batches: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = now_ns();
+                for _ in 0..200 {
+                    op();
+                }
+                (now_ns() - t) as f64 / 200.0
+            })
+            .collect();
+        batches.sort_by(|a, b| a.total_cmp(b));
+        batches[batches.len() / 2]
+    }
+    let k = bufs.len().min(2);
+    let mut row = String::from("kds-dmabuf uncontended grant + release, ns (median):");
+    for n in 1..=k {
+        let set = bufs[..n]
+            .iter()
+            .fold(DmaBufSet::new(), |s, b| s.exclusive(b));
+        let plain = bufs[..n]
+            .iter()
+            .fold(kds::ResourceSet::new(), |s, b| s.exclusive(b.resource()));
+        let dma = median_ns(|| drop(set.try_acquire().expect("free buffers")));
+        let kds = median_ns(|| drop(plain.try_acquire().expect("free resources")));
+        row += &format!(
+            " {n} buffer(s): dma-buf {dma:.0}, plain kds {kds:.0} ({:.1}x);",
+            dma / kds.max(1.0)
+        );
+    }
+    row
 }
 
 /// `attach_fence` seen from the kernel: a kds holder of buffer 0 attaches the sync file of a
