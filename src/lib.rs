@@ -176,6 +176,36 @@ pub type Pending = pending::Pending<LockFree>;
 /// The future returned by [`ResourceSet::acquire`] (lock-free engine).
 pub type Acquire<'a> = future::Acquire<'a, LockFree>;
 
+/// Delivers, here and now, the grants this thread owes, direct callbacks included: call it
+/// before a wait built outside kds blocks this thread.
+///
+/// A direct callback that releases a set does not run the callbacks that release grants on
+/// the spot: they queue on this thread, and run once the outermost callback returns (so that
+/// chains of callbacks loop instead of nesting). kds's own waits deliver them before they
+/// block; a wait of another kind (`poll` on a descriptor, parking for another thread's
+/// signal, a blocking executor) that may run inside a direct callback must call this first,
+/// or the sets that its release granted wait for it, maybe for ever. `kds-dmabuf`'s fence
+/// waits do. Outside a callback there is nothing queued, and it returns at once.
+///
+/// ```
+/// use kds::{Dispatch, Resource, ResourceSet};
+/// use std::sync::mpsc;
+///
+/// let (a, b) = (Resource::new(), Resource::new());
+/// let (tx, rx) = mpsc::channel();
+/// let held = ResourceSet::new().exclusive(&b).wait()?.into_owned();
+/// ResourceSet::new().exclusive(&b).on_grant(Dispatch::Direct, move |_g| tx.send(()).unwrap())?;
+/// ResourceSet::new().exclusive(&a).on_grant(Dispatch::Direct, move |_g| {
+///     drop(held); // grants the set on `b`: its callback is queued on this thread
+///     kds::flush_before_blocking(); // ... and runs here, before this callback would block
+///     rx.recv().unwrap(); // so this does not wait for ever
+/// })?;
+/// # Ok::<(), kds::Error>(())
+/// ```
+pub fn flush_before_blocking() {
+    delivery::flush_before_blocking();
+}
+
 /// The front-end types, generic over the [`Engine`]: `kds::Resource` is
 /// `generic::Resource<LockFree>`, `kds::reference::Resource` is
 /// `generic::Resource<reference::Reference>`. Write engine-generic code against these (see

@@ -5,9 +5,10 @@ use crate::error::Error;
 use crate::sys;
 use kds::{Access, Resource};
 use rustix::event::{eventfd, EventfdFlags, PollFlags};
+use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// A kds [`Resource`] bound to a dma-buf: sets over it ([`DmaBufSet`](crate::DmaBufSet))
 /// are granted when kds's rules grant them *and* the buffer's fences for the requested
@@ -28,11 +29,29 @@ struct Inner {
 
 /// Where the fences live.
 enum Source {
-    /// A real dma-buf: the kernel's `dma_resv`.
-    Kernel(OwnedFd),
+    /// A real dma-buf: the kernel's `dma_resv`; its inode keys [`BOUND`].
+    Kernel { fd: OwnedFd, ino: u64 },
     /// A stand-in for tests: fences are descriptors readable once signalled (eventfds from
     /// [`SimFence`], or real sync files), each a write or a read fence.
     Simulated(Mutex<Vec<SimAttached>>),
+}
+
+/// The real dma-bufs bound in this process, by inode (see [`DmaBuf::new`]).
+static BOUND: Mutex<Option<HashMap<u64, Weak<Inner>>>> = Mutex::new(None);
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Source::Kernel { ino, .. } = self.source {
+            let mut bound = lock(&BOUND);
+            if let Some(map) = bound.as_mut() {
+                // Only if the entry is this buffer's (dead) one: a new binding of a reused
+                // inode may have replaced it already.
+                if map.get(&ino).is_some_and(|w| w.strong_count() == 0) {
+                    map.remove(&ino);
+                }
+            }
+        }
+    }
 }
 
 struct SimAttached {
@@ -46,16 +65,39 @@ impl DmaBuf {
     /// Errors (the descriptor is closed with them): [`Error::BadFd`] if it is not open,
     /// [`Error::NotDmaBuf`] if it is not a dma-buf, [`Error::Unsupported`] if the kernel
     /// lacks the sync-file ioctls (Linux 6.0).
+    ///
+    /// One dma-buf is one kds resource in the process, however many descriptors name it:
+    /// binding a second descriptor of a buffer already bound (the same client buffer
+    /// received twice) returns a handle of the same `DmaBuf` (the new descriptor is closed),
+    /// so the two exclude each other as they must. The buffers are told apart by their inode
+    /// on the dma-buf filesystem, which is unique while the buffer lives.
     pub fn new(fd: OwnedFd) -> Result<DmaBuf, Error> {
         sys::check_dmabuf(fd.as_fd())?;
-        Ok(DmaBuf::with_source(Source::Kernel(fd)))
+        let ino = rustix::fs::fstat(&fd).map_err(Error::BadFd)?.st_ino as u64;
+        let mut bound = lock(&BOUND);
+        let bound = bound.get_or_insert_with(HashMap::new);
+        if let Some(inner) = bound.get(&ino).and_then(Weak::upgrade) {
+            return Ok(DmaBuf { inner });
+        }
+        let buf = DmaBuf::with_source(Source::Kernel { fd, ino });
+        bound.insert(ino, Arc::downgrade(&buf.inner));
+        Ok(buf)
     }
 
-    /// Binds a dma-buf descriptor that the caller keeps (from C, or a protocol message): it
-    /// is duplicated, the duplicate is bound. [`Error::BadFd`] for a negative or closed
-    /// descriptor; otherwise as [`new`](Self::new).
-    pub fn from_raw_fd_dup(fd: RawFd) -> Result<DmaBuf, Error> {
-        DmaBuf::new(sys::dup_raw(fd)?)
+    /// Binds a dma-buf descriptor that the caller keeps (from C): it is duplicated, the
+    /// duplicate is bound. [`Error::BadFd`] for a negative descriptor or one that is not
+    /// open; otherwise as [`new`](Self::new). With a [`BorrowedFd`], use
+    /// `DmaBuf::new(fd.try_clone_to_owned()?)` instead.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must not be a descriptor that someone else owns and may close or reuse while this
+    /// call runs: an open descriptor is borrowed for the call (as by
+    /// [`BorrowedFd::borrow_raw`]). A number that is not open at all is fine: it is answered
+    /// with `Error::BadFd(EBADF)`.
+    pub unsafe fn from_raw_fd_dup(fd: RawFd) -> Result<DmaBuf, Error> {
+        // SAFETY: the caller's contract is `dup_raw`'s.
+        DmaBuf::new(unsafe { sys::dup_raw(fd) }?)
     }
 
     /// A simulated buffer, for tests without a dma-buf exporter: its fences are attached
@@ -82,7 +124,7 @@ impl DmaBuf {
     /// kernel), [`Error::BadFd`] if `fence` cannot be duplicated.
     pub fn sim_attach(&self, fence: BorrowedFd<'_>, write: bool) -> Result<(), Error> {
         match &self.inner.source {
-            Source::Kernel(_) => Err(Error::Unsupported(
+            Source::Kernel { .. } => Err(Error::Unsupported(
                 "sim_attach on a real dma-buf (its fences are the kernel's)",
             )),
             Source::Simulated(fences) => {
@@ -112,7 +154,7 @@ impl DmaBuf {
     /// The dma-buf descriptor; `None` for a simulated buffer.
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.inner.source {
-            Source::Kernel(fd) => Some(fd.as_fd()),
+            Source::Kernel { fd, .. } => Some(fd.as_fd()),
             Source::Simulated(_) => None,
         }
     }
@@ -124,7 +166,7 @@ impl DmaBuf {
     /// fence attached later is not in it. [`Error::Unsupported`] on a simulated buffer.
     pub fn sync_file(&self, access: Access) -> Result<OwnedFd, Error> {
         match &self.inner.source {
-            Source::Kernel(fd) => {
+            Source::Kernel { fd, .. } => {
                 let flags = match access {
                     Access::Shared => sys::SYNC_READ,
                     Access::Exclusive => sys::SYNC_WRITE,
@@ -142,7 +184,7 @@ impl DmaBuf {
     pub(crate) fn import(&self, sync_file: BorrowedFd<'_>, access: Access) -> Result<(), Error> {
         let write = access == Access::Exclusive;
         match &self.inner.source {
-            Source::Kernel(fd) => {
+            Source::Kernel { fd, .. } => {
                 let flags = if write {
                     sys::SYNC_WRITE
                 } else {
@@ -158,7 +200,7 @@ impl DmaBuf {
 impl fmt::Debug for DmaBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner.source {
-            Source::Kernel(fd) => f.debug_struct("DmaBuf").field("fd", fd).finish(),
+            Source::Kernel { fd, .. } => f.debug_struct("DmaBuf").field("fd", fd).finish(),
             Source::Simulated(fences) => f
                 .debug_struct("DmaBuf")
                 .field("simulated_fences", &lock(fences).len())
@@ -177,27 +219,50 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One non-blocking `poll` over the real buffers (shared: `POLLIN`, the writers done;
 /// exclusive: `POLLOUT`, everyone done); a sync file exported only for those not ready.
 pub(crate) fn pending_fences(bufs: &[(DmaBuf, Access)]) -> Result<Vec<OwnedFd>, Error> {
-    let mut kernel: Vec<(BorrowedFd<'_>, PollFlags)> = Vec::new();
     let mut out = Vec::new();
+    check_fences(bufs, Some(&mut out))?;
+    Ok(out)
+}
+
+/// Whether every fence the set's accesses wait for has signalled, opening nothing (for
+/// `try_acquire`, which does not wait).
+pub(crate) fn fences_signalled(bufs: &[(DmaBuf, Access)]) -> Result<bool, Error> {
+    check_fences(bufs, None)
+}
+
+/// The check behind both: `true` if every fence has signalled; else, with `export`, a
+/// descriptor per pending fence (or buffer) pushed there.
+fn check_fences(
+    bufs: &[(DmaBuf, Access)],
+    mut export: Option<&mut Vec<OwnedFd>>,
+) -> Result<bool, Error> {
+    let mut kernel: Vec<(BorrowedFd<'_>, PollFlags)> = Vec::new();
+    let mut all = true;
     for (buf, access) in bufs {
         match &buf.inner.source {
-            Source::Kernel(fd) => {
+            Source::Kernel { fd, .. } => {
                 let ev = match access {
                     Access::Shared => PollFlags::IN,
                     Access::Exclusive => PollFlags::OUT,
                 };
                 kernel.push((fd.as_fd(), ev));
             }
-            Source::Simulated(fences) => sim_pending(fences, *access, &mut out)?,
+            Source::Simulated(fences) => {
+                all &= sim_pending(fences, *access, export.as_deref_mut())?;
+            }
         }
     }
     if kernel.is_empty() {
-        return Ok(out);
+        return Ok(all);
     }
     let mut ready = vec![false; kernel.len()];
     sys::poll_now(&kernel, &mut ready)?;
     for ((fd, ev), ready) in kernel.iter().zip(ready) {
-        if !ready {
+        if ready {
+            continue;
+        }
+        all = false;
+        if let Some(out) = export.as_deref_mut() {
             let flags = if *ev == PollFlags::IN {
                 sys::SYNC_READ
             } else {
@@ -206,16 +271,17 @@ pub(crate) fn pending_fences(bufs: &[(DmaBuf, Access)]) -> Result<Vec<OwnedFd>, 
             out.push(sys::export_sync_file(*fd, flags)?);
         }
     }
-    Ok(out)
+    Ok(all)
 }
 
-/// A simulated buffer's unsignalled fences for `access`, duplicated into `out`; the
-/// signalled ones are forgotten, as the kernel drops signalled fences from a `dma_resv`.
+/// Whether a simulated buffer's fences for `access` have all signalled; the pending ones
+/// are duplicated into `out` if given. Signalled fences are forgotten, as the kernel drops
+/// signalled fences from a `dma_resv`.
 fn sim_pending(
     fences: &Mutex<Vec<SimAttached>>,
     access: Access,
-    out: &mut Vec<OwnedFd>,
-) -> Result<(), Error> {
+    out: Option<&mut Vec<OwnedFd>>,
+) -> Result<bool, Error> {
     let mut fences = lock(fences);
     let polls: Vec<(BorrowedFd<'_>, PollFlags)> = fences
         .iter()
@@ -229,12 +295,16 @@ fn sim_pending(
         i += 1;
         !ready[i - 1]
     });
-    for f in fences.iter() {
-        if f.write || access == Access::Exclusive {
+    let pending: Vec<&SimAttached> = fences
+        .iter()
+        .filter(|f| f.write || access == Access::Exclusive)
+        .collect();
+    if let Some(out) = out {
+        for f in &pending {
             out.push(rustix::io::fcntl_dupfd_cloexec(&f.fence, 0).map_err(Error::Io)?);
         }
     }
-    Ok(())
+    Ok(pending.is_empty())
 }
 
 /// A fence made in user space, for tests and simulations: an eventfd that turns readable

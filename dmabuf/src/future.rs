@@ -102,6 +102,9 @@ impl<'a> Future for DmaBufAcquire<'a> {
             woken.waker.register(cx.waker());
             // Acquire: pairs with the reactor's Release store.
             if !woken.done.load(Ordering::Acquire) {
+                // A blocking executor inside a direct callback: the callbacks this thread
+                // owes must not wait for it (kds's own future does the same).
+                kds::flush_before_blocking();
                 return Poll::Pending;
             }
             if let State::Fencing { guard, .. } = std::mem::replace(&mut this.state, State::Done) {

@@ -75,8 +75,5 @@ pub use set::DmaBufSet;
 /// How many requests wait for fences in the reactor, and how many sync files they hold
 /// open: `(0, 0)` when nothing waits. For leak checks in tests and diagnostics.
 pub fn reactor_counts() -> (usize, usize) {
-    match reactor::Reactor::get() {
-        Ok(r) => r.counts(),
-        Err(_) => (0, 0),
-    }
+    reactor::Reactor::started().map_or((0, 0), |r| r.counts())
 }

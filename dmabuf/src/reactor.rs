@@ -12,6 +12,7 @@
 use crate::error::Error;
 use rustix::event::epoll;
 use rustix::io::Errno;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -42,39 +43,61 @@ struct Wait {
     ready: Ready,
 }
 
+/// The process's reactor, once its epoll descriptor exists; `RUNNING` once its thread does;
+/// `STARTING` serialises starts (a failed one leaves the next caller to try again).
+static REACTOR: OnceLock<Reactor> = OnceLock::new();
+static RUNNING: OnceLock<()> = OnceLock::new();
+static STARTING: Mutex<()> = Mutex::new(());
+
+std::thread_local! {
+    /// Set on the reactor thread: a wait there cannot count on the reactor to wake it.
+    static ON_REACTOR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this is the reactor thread (running a callback it delivered).
+pub(crate) fn on_reactor_thread() -> bool {
+    ON_REACTOR.with(|on| on.get())
+}
+
 /// A request's registration, to [`cancel`](Reactor::cancel) it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Token(u64);
 
 impl Reactor {
     /// The reactor, started on first use. [`Error::Io`] if the system refuses its epoll
-    /// descriptor or thread (then every later call fails the same way, and a request that
-    /// must wait for fences reports it).
+    /// descriptor or its thread now (out of descriptors, of threads); nothing is kept of a
+    /// failed start, so a later request tries again.
     pub(crate) fn get() -> Result<&'static Reactor, Error> {
-        static REACTOR: OnceLock<Result<Reactor, Errno>> = OnceLock::new();
-        REACTOR
-            .get_or_init(|| {
-                let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-                Ok(Reactor {
+        if let (Some(r), Some(())) = (REACTOR.get(), RUNNING.get()) {
+            return Ok(r);
+        }
+        let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        let r = match REACTOR.get() {
+            Some(r) => r,
+            None => {
+                let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(Error::Io)?;
+                REACTOR.get_or_init(|| Reactor {
                     epoll,
                     state: Mutex::new(State::default()),
                 })
-            })
-            .as_ref()
-            .map_err(|e| Error::Io(*e))
-            .and_then(|r| {
-                static THREAD: OnceLock<Result<(), Errno>> = OnceLock::new();
-                THREAD
-                    .get_or_init(|| {
-                        std::thread::Builder::new()
-                            .name("kds-dmabuf-reactor".into())
-                            .spawn(move || r.run())
-                            .map(drop)
-                            .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))
-                    })
-                    .map_err(Error::Io)?;
-                Ok(r)
-            })
+            }
+        };
+        if RUNNING.get().is_none() {
+            std::thread::Builder::new()
+                .name("kds-dmabuf-reactor".into())
+                .spawn(move || {
+                    ON_REACTOR.with(|on| on.set(true));
+                    r.run()
+                })
+                .map_err(|e| Error::Io(Errno::from_io_error(&e).unwrap_or(Errno::AGAIN)))?;
+            let _ = RUNNING.set(());
+        }
+        Ok(r)
+    }
+
+    /// The reactor if it has been started (for counts that must not start it).
+    pub(crate) fn started() -> Option<&'static Reactor> {
+        REACTOR.get()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -82,9 +105,14 @@ impl Reactor {
     }
 
     /// Runs `ready` on the reactor thread once every descriptor in `files` is readable
-    /// (immediately if they already are). On error nothing is registered and `ready` comes
-    /// back, with the descriptors closed.
+    /// (at once if they already are). On error nothing is registered and `ready` comes
+    /// back, with the descriptors closed. An empty `files` is such an error (`EINVAL`): there
+    /// is nothing to wait for, and the caller, which may hold a lock that `ready` takes,
+    /// delivers itself.
     pub(crate) fn watch(&self, files: Vec<OwnedFd>, ready: Ready) -> Result<Token, (Error, Ready)> {
+        if files.is_empty() {
+            return Err((Error::Io(Errno::INVAL), ready));
+        }
         let mut st = self.lock();
         let token = st.next;
         st.next += 1;
@@ -101,11 +129,6 @@ impl Reactor {
             }
             st.files.insert(key, (token, fd));
             keys.push(key);
-        }
-        if keys.is_empty() {
-            drop(st);
-            run_contained(ready);
-            return Ok(Token(token));
         }
         st.waits.insert(token, Wait { keys, ready });
         Ok(Token(token))

@@ -7,12 +7,12 @@
 //! one for all. Fences published by the holder before (`attach_fence`) are among them. The
 //! client sees one grant, once both steps are done.
 
-use crate::buffer::{pending_fences, DmaBuf};
+use crate::buffer::{fences_signalled, pending_fences, DmaBuf};
 use crate::error::Error;
 use crate::future::DmaBufAcquire;
 use crate::guard::DmaBufGuard;
 use crate::pending::DmaBufPending;
-use crate::reactor::Reactor;
+use crate::reactor::{on_reactor_thread, Reactor};
 use crate::sys;
 use kds::{Access, Dispatch, Guard, Interrupt, Locked, ResourceSet};
 use std::fmt;
@@ -118,25 +118,48 @@ impl<'a> DmaBufSet<'a> {
     /// for the queue and the fences together. Nothing stays queued or held, and every sync
     /// file the wait opened is closed.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<DmaBufGuard<'a>, Error> {
-        let deadline = Instant::now() + timeout;
+        // Past the end of time (`Duration::MAX`): no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let guard = self.kds_set().wait_timeout(timeout)?;
-        self.fences_blocking(guard, Some(deadline))
+        self.fences_blocking(guard, deadline)
     }
 
     /// As [`wait_timeout`](Self::wait_timeout) (`None`: no timeout), also giving up when
     /// `interrupt` fires ([`Error::Interrupted`]), while queued or while waiting for fences.
     /// The fence wait then goes through the reactor, whose wake-up or the interrupt unparks
-    /// this thread.
+    /// this thread (on the reactor thread itself, in a callback it delivered: a `poll` here,
+    /// 1 ms at a time, looking at the interrupt in between).
     pub fn wait_interruptible(
         &self,
         timeout: Option<Duration>,
         interrupt: &Interrupt,
     ) -> Result<DmaBufGuard<'a>, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let guard = self.kds_set().wait_interruptible(timeout, interrupt)?;
         let fences = pending_fences(&self.owned())?;
         if fences.is_empty() {
             return Ok(DmaBufGuard::new(guard, self.owned()));
+        }
+        // Inside a direct callback, the callbacks this thread owes run before it blocks.
+        kds::flush_before_blocking();
+        if on_reactor_thread() {
+            // The reactor cannot wake its own thread: poll here, a slice at a time, and
+            // look at the interrupt between slices.
+            const SLICE: Duration = Duration::from_millis(1);
+            loop {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                match sys::wait_readable(&fences, Some(left.map_or(SLICE, |l| l.min(SLICE)))) {
+                    Ok(()) => return Ok(DmaBufGuard::new(guard, self.owned())),
+                    Err(Error::Timeout) => {}
+                    Err(e) => return Err(e),
+                }
+                if interrupt.is_interrupted() {
+                    return Err(Error::Interrupted);
+                }
+                if left.is_some_and(|l| l.is_zero()) {
+                    return Err(Error::Timeout);
+                }
+            }
         }
         let done = Arc::new(AtomicBool::new(false));
         let (flag, me) = (done.clone(), std::thread::current());
@@ -185,7 +208,7 @@ impl<'a> DmaBufSet<'a> {
     pub fn try_acquire(&self) -> Result<DmaBufGuard<'a>, Error> {
         let guard = self.kds_set().try_acquire()?;
         let bufs = self.owned();
-        if pending_fences(&bufs)?.is_empty() {
+        if fences_signalled(&bufs)? {
             Ok(DmaBufGuard::new(guard, bufs))
         } else {
             Err(Error::WouldBlock)
@@ -202,6 +225,8 @@ impl<'a> DmaBufSet<'a> {
         let bufs = self.owned();
         let fences = pending_fences(&bufs)?;
         if !fences.is_empty() {
+            // Inside a direct callback, the callbacks this thread owes run before it blocks.
+            kds::flush_before_blocking();
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             sys::wait_readable(&fences, left)?; // on error `guard` drops: released
         }

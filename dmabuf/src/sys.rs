@@ -46,13 +46,17 @@ pub(crate) const SYNC_FILE_FEATURE: &str =
 
 /// Duplicates a raw descriptor that the caller does not own (close-on-exec).
 /// `Error::BadFd(EBADF)` for a negative or closed one.
-pub(crate) fn dup_raw(raw: RawFd) -> Result<OwnedFd, Error> {
+///
+/// # Safety
+///
+/// `raw` is not open, or open and not closed or reused by anyone while this call runs.
+pub(crate) unsafe fn dup_raw(raw: RawFd) -> Result<OwnedFd, Error> {
     if raw < 0 {
         return Err(Error::BadFd(Errno::BADF));
     }
-    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` reads no memory; on a descriptor that is not open it
-    // fails with EBADF, and on any open one it makes a new descriptor that we own. The
-    // borrow lasts for this one call only.
+    // SAFETY: by the caller's contract the descriptor, if open, stays open for this call,
+    // which is all the borrow lasts; `fcntl(F_DUPFD_CLOEXEC)` reads no memory, fails with
+    // EBADF on a number that is not open, and otherwise makes a new descriptor we own.
     let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
     rustix::io::fcntl_dupfd_cloexec(borrowed, 0).map_err(Error::BadFd)
 }

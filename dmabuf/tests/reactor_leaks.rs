@@ -60,6 +60,11 @@ fn every_ending_leaves_no_wait_and_no_sync_file() {
         assert_eq!(reactor_counts(), (1, 1));
         drop(fut);
         assert_eq!(reactor_counts(), (0, 0), "round {round}: future dropped");
+        // try_acquire of a buffer whose fence is pending: refused without opening anything.
+        assert_eq!(
+            DmaBufSet::new().exclusive(&buf).try_acquire().unwrap_err(),
+            Error::WouldBlock
+        );
         assert_eq!(open_fds(), base, "round {round}: a descriptor leaked");
     }
 

@@ -41,15 +41,18 @@ fn a_regular_file_is_not_a_dma_buf() {
 fn a_closed_or_negative_fd_is_a_bad_fd() {
     // Far above any descriptor this process opens (and above the usual RLIMIT_NOFILE).
     let closed = 1 << 29;
+    // SAFETY (all three): numbers that are not open descriptors of this process.
     assert_eq!(
-        DmaBuf::from_raw_fd_dup(closed).unwrap_err(),
+        unsafe { DmaBuf::from_raw_fd_dup(closed) }.unwrap_err(),
         Error::BadFd(rustix::io::Errno::BADF)
     );
     assert_eq!(
-        DmaBuf::from_raw_fd_dup(-1).unwrap_err(),
+        unsafe { DmaBuf::from_raw_fd_dup(-1) }.unwrap_err(),
         Error::BadFd(rustix::io::Errno::BADF)
     );
-    let e = DmaBuf::from_raw_fd_dup(-1).unwrap_err().to_string();
+    let e = unsafe { DmaBuf::from_raw_fd_dup(-1) }
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad file descriptor"), "{e}");
 }
 
@@ -399,4 +402,113 @@ fn many_buffers_many_fences() {
     }
     assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(8));
     assert!(p.is_granted());
+}
+
+#[test]
+fn the_longest_timeouts_mean_no_deadline() {
+    let buf = DmaBuf::simulated();
+    DmaBufSet::new()
+        .exclusive(&buf)
+        .wait_timeout(Duration::MAX)
+        .unwrap();
+    let int = Interrupt::new();
+    DmaBufSet::new()
+        .exclusive(&buf)
+        .wait_interruptible(Some(Duration::MAX), &int)
+        .unwrap();
+    // And with a fence pending, signalled meanwhile.
+    let (buf, fence) = write_fenced();
+    thread::scope(|s| {
+        s.spawn(|| {
+            thread::sleep(SHORT);
+            fence.signal();
+        });
+        DmaBufSet::new()
+            .exclusive(&buf)
+            .wait_timeout(Duration::MAX)
+            .unwrap();
+    });
+}
+
+/// A direct callback that releases a set and then waits for a fence which the released
+/// set's own callback signals: the callbacks this thread owes must run before it blocks.
+#[test]
+fn a_fence_wait_inside_a_direct_callback_runs_the_callbacks_it_owes_first() {
+    for form in 0..3 {
+        let (a, b) = (DmaBuf::simulated(), DmaBuf::simulated());
+        let (c, fence) = write_fenced();
+        let fence = std::sync::Arc::new(fence);
+        let held = DmaBufSet::new().exclusive(&b).wait().unwrap().into_owned();
+        // Queued behind `held`: its callback signals `c`'s fence.
+        let f = fence.clone();
+        DmaBufSet::new()
+            .exclusive(&b)
+            .on_grant(Dispatch::Direct, move |_g| f.signal())
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let c2 = c.clone();
+        DmaBufSet::new()
+            .exclusive(&a)
+            .on_grant(Dispatch::Direct, move |_g| {
+                drop(held); // grants `b`'s second set: its callback is owed by this thread
+                let set = DmaBufSet::new().shared(&c2);
+                let r = match form {
+                    0 => set.wait_timeout(LONG).map(drop),
+                    1 => set
+                        .wait_interruptible(Some(LONG), &Interrupt::new())
+                        .map(drop),
+                    _ => futures_executor::block_on(set.acquire()).map(drop),
+                };
+                tx.send(r).unwrap();
+            })
+            .unwrap();
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(()), "form {form}");
+    }
+}
+
+/// A callback that the reactor delivers (on its thread) waits, interruptibly, for another
+/// buffer's fence: the reactor cannot wake itself, so the wait polls; the fence signalled by
+/// another thread, or the interrupt, ends it.
+#[test]
+fn an_interruptible_wait_on_the_reactor_thread_is_not_stuck() {
+    let (a, fa) = write_fenced();
+    let (b, fb) = write_fenced();
+    let fb = std::sync::Arc::new(fb);
+    let (tx, rx) = mpsc::channel();
+    let b2 = b.clone();
+    DmaBufSet::new()
+        .exclusive(&a)
+        .on_grant(Dispatch::Direct, move |_g| {
+            let r = DmaBufSet::new()
+                .shared(&b2)
+                .wait_interruptible(Some(LONG), &Interrupt::new())
+                .map(drop);
+            tx.send(r).unwrap();
+        })
+        .unwrap();
+    fa.signal(); // the reactor delivers `a`'s grant; the callback then waits for `b`
+    thread::sleep(SHORT);
+    fb.signal();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(()));
+    // The same wait, ended by its interrupt.
+    let (a, fa) = write_fenced();
+    let (c, _never) = write_fenced();
+    let int = Interrupt::new();
+    let (tx, rx) = mpsc::channel();
+    let i2 = int.clone();
+    DmaBufSet::new()
+        .exclusive(&a)
+        .on_grant(Dispatch::Direct, move |_g| {
+            let r = DmaBufSet::new()
+                .shared(&c)
+                .wait_interruptible(None, &i2)
+                .map(drop);
+            tx.send(r).unwrap();
+        })
+        .unwrap();
+    fa.signal();
+    thread::sleep(SHORT);
+    int.interrupt();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), Err(Error::Interrupted));
+    drop(b);
 }

@@ -369,3 +369,28 @@ fn bad_fences_and_descriptors_are_answered() {
     assert_free(&buf);
     signal(&card, never); // (vgem would signal it itself after 10 s)
 }
+
+#[test]
+fn one_dma_buf_is_one_resource_however_often_it_is_bound() {
+    let (card, _serial) = need_vgem!();
+    let db = card
+        .create_dumb_buffer((64, 64), DrmFourcc::Xrgb8888, 32)
+        .unwrap();
+    let flags = (rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::RDWR).bits();
+    // The same buffer received twice (two PRIME exports: two descriptors, one dma-buf).
+    let first = DmaBuf::new(card.buffer_to_prime_fd(db.handle(), flags).unwrap()).unwrap();
+    let second = DmaBuf::new(card.buffer_to_prime_fd(db.handle(), flags).unwrap()).unwrap();
+    assert!(
+        first.same(&second),
+        "two bindings of one dma-buf are two kds resources"
+    );
+    let held = DmaBufSet::new().exclusive(&first).wait().unwrap();
+    assert_eq!(
+        DmaBufSet::new().shared(&second).try_acquire().unwrap_err(),
+        Error::WouldBlock
+    );
+    drop(held);
+    // A different buffer is a different resource.
+    let (_, other) = buffer(&card);
+    assert!(!other.same(&first));
+}
