@@ -41,18 +41,13 @@ fn a_regular_file_is_not_a_dma_buf() {
 fn a_closed_or_negative_fd_is_a_bad_fd() {
     // Far above any descriptor this process opens (and above the usual RLIMIT_NOFILE).
     let closed = 1 << 29;
-    // SAFETY (all three): numbers that are not open descriptors of this process.
-    assert_eq!(
-        unsafe { DmaBuf::from_raw_fd_dup(closed) }.unwrap_err(),
-        Error::BadFd(rustix::io::Errno::BADF)
-    );
-    assert_eq!(
-        unsafe { DmaBuf::from_raw_fd_dup(-1) }.unwrap_err(),
-        Error::BadFd(rustix::io::Errno::BADF)
-    );
-    let e = unsafe { DmaBuf::from_raw_fd_dup(-1) }
-        .unwrap_err()
-        .to_string();
+    // SAFETY: a number that is not an open descriptor of this process.
+    let e = unsafe { DmaBuf::from_raw_fd_dup(closed) };
+    assert_eq!(e.unwrap_err(), Error::BadFd(rustix::io::Errno::BADF));
+    // SAFETY: a negative number is never a descriptor.
+    let e = unsafe { DmaBuf::from_raw_fd_dup(-1) }.unwrap_err();
+    assert_eq!(e, Error::BadFd(rustix::io::Errno::BADF));
+    let e = e.to_string();
     assert!(e.contains("bad file descriptor"), "{e}");
 }
 
