@@ -136,9 +136,10 @@ impl<'a> DmaBufSet<'a> {
     ) -> Result<DmaBufGuard<'a>, Error> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let guard = self.kds_set().wait_interruptible(timeout, interrupt)?;
-        let fences = pending_fences(&self.owned())?;
+        let bufs = self.owned();
+        let fences = pending_fences(&bufs)?;
         if fences.is_empty() {
-            return Ok(DmaBufGuard::new(guard, self.owned()));
+            return Ok(DmaBufGuard::new(guard, bufs));
         }
         // Inside a direct callback, the callbacks this thread owes run before it blocks.
         kds::flush_before_blocking();
@@ -149,7 +150,7 @@ impl<'a> DmaBufSet<'a> {
             loop {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 match sys::wait_readable(&fences, Some(left.map_or(SLICE, |l| l.min(SLICE)))) {
-                    Ok(()) => return Ok(DmaBufGuard::new(guard, self.owned())),
+                    Ok(()) => return Ok(DmaBufGuard::new(guard, bufs)),
                     Err(Error::Timeout) => {}
                     Err(e) => return Err(e),
                 }
@@ -177,7 +178,7 @@ impl<'a> DmaBufSet<'a> {
         loop {
             // Acquire: pairs with the reactor's Release store.
             if done.load(Ordering::Acquire) {
-                return Ok(DmaBufGuard::new(guard, self.owned()));
+                return Ok(DmaBufGuard::new(guard, bufs));
             }
             let why = if interrupt.is_interrupted() {
                 Some(Error::Interrupted)
@@ -193,7 +194,7 @@ impl<'a> DmaBufSet<'a> {
                         Err(why) // `guard` drops: released
                     }
                     // Fired meanwhile: the fences are done, the grant stands.
-                    None => Ok(DmaBufGuard::new(guard, self.owned())),
+                    None => Ok(DmaBufGuard::new(guard, bufs)),
                 };
             }
             match deadline {
