@@ -159,6 +159,13 @@ impl DmaBuf {
         }
     }
 
+    /// Whether the fences that `access` waits for have all signalled (shared: the writers';
+    /// exclusive: all), asked now with one `poll` and nothing opened; kds's queue is not
+    /// looked at. A simulated display uses it as a KMS driver uses the kernel's fences.
+    pub fn fences_signalled(&self, access: Access) -> Result<bool, Error> {
+        check_fences(&[(self.clone(), access)], None)
+    }
+
     /// A sync file of the buffer's fences that `access` would wait for (shared: the
     /// writers'; exclusive: all), readable once they signal
     /// (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE`): to hand to the kernel (a KMS `IN_FENCE_FD`) or to

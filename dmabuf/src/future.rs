@@ -60,7 +60,7 @@ impl<'a> DmaBufAcquire<'a> {
         let token = Reactor::get()?
             .watch(
                 fences,
-                Box::new(move || {
+                Box::new(move |_delivering| {
                     // Release: the future's Acquire load sees the fences done.
                     w.done.store(true, Ordering::Release);
                     w.waker.wake();

@@ -13,7 +13,7 @@
 use crate::buffer::{pending_fences, DmaBuf};
 use crate::error::Error;
 use crate::guard::DmaBufGuard;
-use crate::reactor::{Reactor, Token};
+use crate::reactor::{ready_now, Delivering, Reactor, Token};
 use kds::{Access, Dispatch, Guard, Pending, ResourceSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -143,10 +143,18 @@ fn granted(
         drop(guard);
         return;
     }
-    let fences = match pending_fences(&bufs) {
+    let mut fences = match pending_fences(&bufs) {
         Ok(f) => f,
         Err(e) => return fail(phase, guard, callback, e),
     };
+    if fences.is_empty() && Reactor::started().is_some_and(|r| r.busy()) {
+        // Ready at once, but sets that became ready before it may still be on their way
+        // through the reactor: queue behind them (see `Reactor::busy`).
+        match ready_now() {
+            Ok(fd) => fences.push(fd),
+            Err(e) => return fail(phase, guard, callback, e),
+        }
+    }
     if fences.is_empty() {
         *phase = Phase::Delivered;
         drop(phase);
@@ -163,12 +171,16 @@ fn granted(
     let (s, taken) = (shared.clone(), slot.clone());
     // Runs on the reactor thread once every fence has signalled, unless cancelled first
     // (then dropping it drops the slot's last handle: the guard releases the set).
-    let ready = Box::new(move || {
+    let ready = Box::new(move |delivering: Delivering| {
         *s.lock() = Phase::Delivered;
         let parts = taken.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some((guard, bufs, callback)) = parts {
             let guard = DmaBufGuard::new(guard, bufs);
-            dispatch.run(move || callback(Ok(guard)));
+            dispatch.run(move || {
+                // Delivered once the callback starts: later grants may go ahead of nothing.
+                drop(delivering);
+                callback(Ok(guard));
+            });
         }
     });
     match reactor.watch(fences, ready) {

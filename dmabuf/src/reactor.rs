@@ -16,15 +16,33 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// What runs once all of a request's fences have signalled.
-pub(crate) type Ready = Box<dyn FnOnce() + Send>;
+/// What runs once all of a request's fences have signalled. It is handed the request's
+/// [`Delivering`] token, to drop once the delivery is done (or to move into the job that
+/// does it, on a worker or the pool).
+pub(crate) type Ready = Box<dyn FnOnce(Delivering) + Send>;
+
+/// A request on its way to its client; while any exists the reactor is [`busy`]
+/// (Reactor::busy). Dropping it ends the request's part in that.
+pub(crate) struct Delivering(&'static Reactor);
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        // SeqCst: see `Reactor::busy`.
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// The process's reactor; started by the first request that must wait for a fence.
 pub(crate) struct Reactor {
     epoll: OwnedFd,
     state: Mutex<State>,
+    /// Requests between `watch` and the end of their `ready` closure (or their cancel):
+    /// while any is, a grant that is ready at once goes through the reactor too, behind them
+    /// (see [`Reactor::busy`]).
+    in_flight: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -79,6 +97,7 @@ impl Reactor {
                 REACTOR.get_or_init(|| Reactor {
                     epoll,
                     state: Mutex::new(State::default()),
+                    in_flight: AtomicUsize::new(0),
                 })
             }
         };
@@ -131,7 +150,20 @@ impl Reactor {
             keys.push(key);
         }
         st.waits.insert(token, Wait { keys, ready });
+        // SeqCst: `busy` on another thread must see this request before it can overtake it.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         Ok(Token(token))
+    }
+
+    /// Whether some request is between `watch` and the end of its delivery (its callback
+    /// started: on a worker, not merely queued there). A grant whose
+    /// fences are ready at once must then not be delivered past it: it goes through the
+    /// reactor as well, with a descriptor that is readable at once ([`ready_now`]), and epoll
+    /// reports it after every file that turned readable before it was added. So callbacks
+    /// are delivered in the order their sets became ready (kds's grant order on a worker).
+    pub(crate) fn busy(&self) -> bool {
+        // SeqCst: pairs with the increments and decrements around each request.
+        self.in_flight.load(Ordering::SeqCst) > 0
     }
 
     /// Takes a request's registration back before its fences signal: `Some(ready)` (for the
@@ -143,6 +175,8 @@ impl Reactor {
         for k in wait.keys {
             self.unregister(&mut st, k);
         }
+        // SeqCst: see `busy`.
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Some(wait.ready)
     }
 
@@ -162,7 +196,7 @@ impl Reactor {
 
     /// The reactor thread: waits for sync files, runs the closures of requests whose last
     /// one fired.
-    fn run(&self) {
+    fn run(&'static self) {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
         let mut fired: Vec<Ready> = Vec::new();
         loop {
@@ -203,15 +237,21 @@ impl Reactor {
                 }
             }
             for ready in fired.drain(..) {
-                run_contained(ready);
+                run_contained(ready, Delivering(self));
             }
         }
     }
 }
 
+/// A descriptor that is readable at once (an eventfd holding 1): the stand-in fence of a
+/// grant routed through a busy reactor only to keep its place in the delivery order.
+pub(crate) fn ready_now() -> Result<OwnedFd, Error> {
+    rustix::event::eventfd(1, rustix::event::EventfdFlags::CLOEXEC).map_err(Error::Io)
+}
+
 /// Runs a closure on the reactor thread, which must outlive any one request's panic.
-fn run_contained(ready: Ready) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(ready)) {
+fn run_contained(ready: Ready, delivering: Delivering) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || ready(delivering))) {
         if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
             std::mem::forget(again);
         }

@@ -167,7 +167,7 @@ impl<'a> DmaBufSet<'a> {
         let token = Reactor::get()?
             .watch(
                 fences,
-                Box::new(move || {
+                Box::new(move |_delivering| {
                     // Release: the waiter's Acquire load sees the fences done.
                     flag.store(true, Ordering::Release);
                     me.unpark();

@@ -507,3 +507,35 @@ fn an_interruptible_wait_on_the_reactor_thread_is_not_stuck() {
     assert_eq!(rx.recv_timeout(LONG).unwrap(), Err(Error::Interrupted));
     drop(b);
 }
+
+/// Callbacks are delivered in the order their sets became ready: a set whose fence has just
+/// signalled (its delivery on its way through the reactor) is not overtaken by a set that is
+/// ready at once on the same worker. The hwtest pipeline's frames depend on it.
+#[test]
+fn a_set_ready_at_once_does_not_overtake_one_the_reactor_is_delivering() {
+    let worker = Worker::spawn("order").unwrap();
+    for round in 0..50 {
+        let (a, fence) = write_fenced();
+        let b = DmaBuf::simulated();
+        let (tx, rx) = mpsc::channel();
+        let t = tx.clone();
+        let p = DmaBufSet::new()
+            .shared(&a)
+            .on_grant(Dispatch::Worker(worker.clone()), move |_| {
+                t.send('a').unwrap()
+            })
+            .unwrap();
+        while !p.is_waiting_for_fences() {
+            thread::yield_now();
+        }
+        fence.signal(); // `a` is ready from now on
+        DmaBufSet::new()
+            .shared(&b)
+            .on_grant(Dispatch::Worker(worker.clone()), move |_| {
+                tx.send('b').unwrap()
+            })
+            .unwrap();
+        let order: String = (0..2).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+        assert_eq!(order, "ab", "round {round}");
+    }
+}

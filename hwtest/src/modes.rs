@@ -26,7 +26,7 @@ use crate::frame::Pattern;
 use crate::pipeline::{Scanout, Settings};
 use crate::stats::Report;
 use kds::generic::{Resource, ResourceSet};
-use kds::{Access, Dispatch, Engine, Worker};
+use kds::{Dispatch, Engine, Worker};
 use kds_dmabuf::{DmaBuf, DmaBufSet};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,7 +130,12 @@ pub fn run(
                 return report;
             }
         }
-        println!("{}", uncontended_cost(&dmabufs));
+        let sim = if display.is_simulated() {
+            " (simulated buffers)"
+        } else {
+            ""
+        };
+        println!("{}{sim}", uncontended_cost(&dmabufs));
         match imported_fence_holds_a_flip(display, &surfaces, &dmabufs) {
             Ok(held_us) => println!(
                 "kds-dmabuf: a fence attached by a kds holder held a KMS flip of its buffer \
@@ -342,8 +347,7 @@ fn bind_dmabufs(surfaces: &[Arc<Surface>]) -> Result<Vec<DmaBuf>, String> {
         .iter()
         .map(|s| {
             let target = s.fence.as_ref().ok_or("a surface without a dma-buf")?;
-            let fd = target.dmabuf.try_clone().map_err(|e| e.to_string())?;
-            DmaBuf::new(fd).map_err(|e| e.to_string())
+            target.bind()
         })
         .collect()
 }
@@ -400,8 +404,8 @@ fn imported_fence_holds_a_flip(
     }
     let gpu = surfaces[1].fence.clone().ok_or("no fence target")?;
     let job = gpu.attach().map_err(|e| format!("vgem fence: {e}"))?;
-    let sync_file = bufs[1]
-        .sync_file(Access::Exclusive)
+    let sync_file = gpu
+        .sync_file(job, &bufs[1])
         .map_err(|e| format!("exporting buffer 1's fence: {e}"))?;
     let holder = DmaBufSet::new()
         .exclusive(&bufs[0])

@@ -252,7 +252,7 @@ impl Display for DrmDisplay {
                 )?;
                 b.fbs.push(fb);
                 let map = map_dumb(&vgem.card, &db)?;
-                let fence = FenceTarget {
+                let fence = FenceTarget::Vgem {
                     vgem: vgem.clone(),
                     handle: db.handle().into(),
                     dmabuf: Arc::new(fd),

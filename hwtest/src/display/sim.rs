@@ -1,8 +1,14 @@
 //! A simulated display: a vblank timer thread at `--hz` that latches the pending flip (if
-//! any) on every tick and reports it, like a KMS driver's vblank interrupt.
+//! any) on every tick and reports it, like a KMS driver's vblank interrupt. Its fenced
+//! buffers are kds-dmabuf's simulated ones: a flip waits for their write fences, as the
+//! kernel's implicit sync makes a KMS flip wait (the `implicit-vgem` and `kds-dmabuf` modes
+//! run on it so).
 
+use super::vgem::{FenceTarget, SimTarget};
 use super::{Display, FlipEvent, Surface, PARK};
 use crate::clock::now_ns;
+use kds::Access;
+use kds_dmabuf::DmaBuf;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +20,9 @@ struct State {
     pending: Option<usize>,
     events: VecDeque<FlipEvent>,
     buffers: usize,
+    /// With fenced buffers (`setup(.., true)`): each buffer's simulated dma-buf, whose write
+    /// fences hold a flip to it, as the kernel's implicit sync holds a KMS flip.
+    fenced: Vec<DmaBuf>,
 }
 
 struct Inner {
@@ -38,6 +47,7 @@ impl SimDisplay {
                 pending: None,
                 events: VecDeque::new(),
                 buffers: 0,
+                fenced: Vec::new(),
             }),
             event: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -72,7 +82,16 @@ fn vblank_loop(inner: &Inner, period: u64) {
         let seq = (now - start) / period;
         tick = seq + 1;
         let mut st = inner.state.lock().unwrap();
-        if st.pending.take().is_some() {
+        // A flip to a buffer whose write fence is pending waits for a later vblank (an
+        // error asking is taken as signalled: the run's checks would then catch a torn frame).
+        let held = match st.pending {
+            Some(b) if b != PARK => st
+                .fenced
+                .get(b)
+                .is_some_and(|buf| !buf.fences_signalled(Access::Shared).unwrap_or(true)),
+            _ => false,
+        };
+        if !held && st.pending.take().is_some() {
             st.events.push_back(FlipEvent {
                 seq,
                 at_ns: now,
@@ -106,17 +125,24 @@ impl Display for SimDisplay {
     }
 
     fn implicit_sync(&self) -> Result<(), String> {
-        Err("no vgem (simulated display)".into())
+        Ok(()) // simulated: kds-dmabuf's simulated buffers, whose fences the vblank honours
     }
 
     fn setup(&self, count: usize, implicit: bool) -> io::Result<Vec<Arc<Surface>>> {
-        if implicit {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "no vgem"));
+        let mut st = self.inner.state.lock().unwrap();
+        st.buffers = count;
+        st.fenced.clear();
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut surface = Surface::heap(self.size.0, self.size.1);
+            if implicit {
+                let target = SimTarget::new();
+                st.fenced.push(target.buf.clone());
+                surface.fence = Some(FenceTarget::Sim(target));
+            }
+            out.push(Arc::new(surface));
         }
-        self.inner.state.lock().unwrap().buffers = count;
-        Ok((0..count)
-            .map(|_| Arc::new(Surface::heap(self.size.0, self.size.1)))
-            .collect())
+        Ok(out)
     }
 
     fn flip(&self, buf: usize) -> io::Result<()> {
@@ -152,6 +178,7 @@ impl Display for SimDisplay {
         let mut st = self.inner.state.lock().unwrap();
         st.buffers = 0;
         st.events.clear();
+        st.fenced.clear();
         Ok(())
     }
 }

@@ -3,14 +3,18 @@
 //! fence attached with `DRM_IOCTL_VGEM_FENCE_ATTACH` makes the display hold a flip to that
 //! buffer until `DRM_IOCTL_VGEM_FENCE_SIGNAL`. The `drm` crate has no vgem ioctls, so these
 //! two go through `rustix::ioctl`; everything else (dumb buffers, PRIME) is the `drm` crate.
+//! [`FenceTarget`] also has a simulated form, for the simulated display.
 
 use super::drm::Card;
 use drm::Device as _;
+use kds::Access;
+use kds_dmabuf::{DmaBuf, SimFence};
 use rustix::ioctl::{ioctl, opcode, Opcode, Setter, Updater};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// `struct drm_vgem_fence_attach` (include/uapi/drm/vgem_drm.h).
 #[repr(C)]
@@ -102,25 +106,98 @@ impl Vgem {
     }
 }
 
-/// Where a surface's write fences go: its buffer on the vgem device.
+/// Where a surface's write fences go: its buffer on the vgem device, or (simulated display)
+/// a simulated dma-buf whose fences are eventfds.
 #[derive(Clone)]
-pub struct FenceTarget {
-    /// The vgem device.
-    pub vgem: Arc<Vgem>,
-    /// The buffer's GEM handle on it.
-    pub handle: u32,
-    /// The buffer exported as a dma-buf (the `kds-dmabuf` mode binds it).
-    pub dmabuf: Arc<OwnedFd>,
+pub enum FenceTarget {
+    /// A vgem buffer.
+    Vgem {
+        /// The vgem device.
+        vgem: Arc<Vgem>,
+        /// The buffer's GEM handle on it.
+        handle: u32,
+        /// The buffer exported as a dma-buf (the `kds-dmabuf` mode binds it).
+        dmabuf: Arc<OwnedFd>,
+    },
+    /// A simulated buffer: the simulated display holds a flip of it while a write fence is
+    /// pending, as the kernel does for a dma-buf.
+    Sim(Arc<SimTarget>),
+}
+
+/// A simulated buffer and its pending fences, by id.
+pub struct SimTarget {
+    /// The buffer (the `kds-dmabuf` mode binds a clone of it).
+    pub buf: DmaBuf,
+    fences: Mutex<(u32, HashMap<u32, SimFence>)>,
+}
+
+impl SimTarget {
+    /// A fresh simulated buffer.
+    pub fn new() -> Arc<SimTarget> {
+        Arc::new(SimTarget {
+            buf: DmaBuf::simulated(),
+            fences: Mutex::new((0, HashMap::new())),
+        })
+    }
+}
+
+fn to_io(e: kds_dmabuf::Error) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 impl FenceTarget {
-    /// Attaches a write fence (before the renderer draws).
+    /// Attaches a write fence (before the renderer draws); returns its id.
     pub fn attach(&self) -> io::Result<u32> {
-        self.vgem.attach_write_fence(self.handle)
+        match self {
+            FenceTarget::Vgem { vgem, handle, .. } => vgem.attach_write_fence(*handle),
+            FenceTarget::Sim(t) => {
+                let fence = SimFence::new().map_err(to_io)?;
+                t.buf.sim_attach(fence.as_fd(), true).map_err(to_io)?;
+                let mut f = t.fences.lock().unwrap();
+                f.0 += 1;
+                let id = f.0;
+                f.1.insert(id, fence);
+                Ok(id)
+            }
+        }
     }
 
     /// Signals it (the render is done).
     pub fn signal(&self, fence: u32) -> io::Result<()> {
-        self.vgem.signal(fence)
+        match self {
+            FenceTarget::Vgem { vgem, .. } => vgem.signal(fence),
+            FenceTarget::Sim(t) => {
+                let f = t.fences.lock().unwrap().1.remove(&fence);
+                f.ok_or_else(|| io::Error::other("no such fence"))?.signal();
+                Ok(())
+            }
+        }
+    }
+
+    /// A descriptor of pending fence `fence` that a kds holder can attach to another buffer
+    /// (`attach_fence`): vgem, a sync file of this buffer's fences (`bound` is this buffer as
+    /// kds-dmabuf bound it); simulated, the fence's own eventfd, duplicated.
+    pub fn sync_file(&self, fence: u32, bound: &DmaBuf) -> io::Result<OwnedFd> {
+        match self {
+            FenceTarget::Vgem { .. } => bound.sync_file(Access::Exclusive).map_err(to_io),
+            FenceTarget::Sim(t) => {
+                let f = t.fences.lock().unwrap();
+                let fence =
+                    f.1.get(&fence)
+                        .ok_or_else(|| io::Error::other("no such fence"))?;
+                fence.as_fd().try_clone_to_owned()
+            }
+        }
+    }
+
+    /// The buffer bound as a kds-dmabuf buffer.
+    pub fn bind(&self) -> Result<DmaBuf, String> {
+        match self {
+            FenceTarget::Vgem { dmabuf, .. } => {
+                let fd = dmabuf.try_clone().map_err(|e| e.to_string())?;
+                DmaBuf::new(fd).map_err(|e| e.to_string())
+            }
+            FenceTarget::Sim(t) => Ok(t.buf.clone()),
+        }
     }
 }
