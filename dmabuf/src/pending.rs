@@ -147,9 +147,13 @@ fn granted(
         Ok(f) => f,
         Err(e) => return fail(phase, guard, callback, e),
     };
-    if fences.is_empty() && Reactor::started().is_some_and(|r| r.busy()) {
+    let ordered = matches!(dispatch, Dispatch::Worker(_));
+    if fences.is_empty() && ordered && Reactor::started().is_some_and(|r| r.busy()) {
         // Ready at once, but sets that became ready before it may still be on their way
-        // through the reactor: queue behind them (see `Reactor::busy`).
+        // through the reactor to this worker: queue behind them (see `Reactor::busy`). Only
+        // for a worker, which promises grant order: a direct callback runs on whichever
+        // thread completes its grant, as in kds (and must not be moved onto the reactor
+        // thread, where a callback that waits for another delivery would wait for ever).
         match ready_now() {
             Ok(fd) => fences.push(fd),
             Err(e) => return fail(phase, guard, callback, e),

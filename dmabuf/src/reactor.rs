@@ -159,8 +159,8 @@ impl Reactor {
     /// started: on a worker, not merely queued there). A grant whose
     /// fences are ready at once must then not be delivered past it: it goes through the
     /// reactor as well, with a descriptor that is readable at once ([`ready_now`]), and epoll
-    /// reports it after every file that turned readable before it was added. So callbacks
-    /// are delivered in the order their sets became ready (kds's grant order on a worker).
+    /// reports it after every file that turned readable before it was added. So a worker's
+    /// callbacks run in the order their sets became ready (kds's grant order).
     pub(crate) fn busy(&self) -> bool {
         // SeqCst: pairs with the increments and decrements around each request.
         self.in_flight.load(Ordering::SeqCst) > 0

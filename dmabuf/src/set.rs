@@ -242,9 +242,10 @@ impl<'a> DmaBufSet<'a> {
     /// grant to; if not, once the last fence signals, from the reactor thread (`Direct`: on
     /// it, so keep direct callbacks short; `Worker` and `Pool`: handed on to them).
     ///
-    /// Callbacks are delivered in the order their sets became ready (kds granted them and
-    /// their fences signalled): a set ready at once does not overtake one whose delivery is
-    /// still on its way through the reactor (on a worker: kds's grant order).
+    /// On a [`Worker`](kds::Worker), callbacks run in the order their sets became ready (kds
+    /// granted them and their fences signalled), kds's grant order: a set ready at once does
+    /// not overtake one whose delivery is still on its way through the reactor. `Direct` and
+    /// `Pool` promise no order, as in kds.
     ///
     /// Errors as [`kds::ResourceSet::on_grant`]'s ([`Error::Kds`]); nothing is queued then.
     /// `Err` reaches the callback only when a system call fails while it waits for fences
