@@ -136,7 +136,7 @@ pub(crate) fn poll_now(
 /// Waits until every descriptor in `fds` is readable (a sync file: its fences signalled),
 /// or `timeout` passes (`Error::Timeout`). `EINTR` restarts the wait with what is left.
 pub(crate) fn wait_readable(fds: &[OwnedFd], timeout: Option<Duration>) -> Result<(), Error> {
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     let mut left: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
     while !left.is_empty() {
         let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
@@ -144,16 +144,14 @@ pub(crate) fn wait_readable(fds: &[OwnedFd], timeout: Option<Duration>) -> Resul
             .iter()
             .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
             .collect();
-        let n = poll_retry(&mut polls, remaining)?;
-        if n == 0 && remaining.is_some_and(|r| r.is_zero()) {
-            return Err(Error::Timeout);
-        }
+        poll_retry(&mut polls, remaining)?;
         let still: Vec<BorrowedFd<'_>> = polls
             .iter()
             .zip(left.iter())
             .filter(|(p, _)| p.revents().is_empty())
             .map(|(_, fd)| *fd)
             .collect();
+        // Nothing turned readable in a poll that could not wait: the time is up.
         if still.len() == left.len() && remaining.is_some_and(|r| r.is_zero()) {
             return Err(Error::Timeout);
         }
@@ -180,5 +178,23 @@ fn poll_retry(polls: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<usi
             }
             Err(e) => return Err(Error::Io(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel without the sync-file ioctls answers them as it answers any ioctl it does
+    /// not know: `ENOTTY`, which is also what a regular file answers. The error names the
+    /// ioctls and the kernel release that brought them.
+    #[test]
+    fn an_unknown_ioctl_is_reported_as_the_missing_kernel_feature() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let e = export_sync_file(file.as_fd(), SYNC_READ).unwrap_err();
+        assert_eq!(e, Error::Unsupported(SYNC_FILE_FEATURE));
+        assert!(e.to_string().contains("Linux 6.0"), "{e}");
+        let e = import_sync_file(file.as_fd(), file.as_fd(), SYNC_WRITE).unwrap_err();
+        assert_eq!(e, Error::Unsupported(SYNC_FILE_FEATURE));
     }
 }

@@ -188,6 +188,21 @@ where
     }
 }
 
+/// Where the display's grant callbacks run; `None` (the run failed) if its worker could not
+/// be started.
+fn display_dispatch(scan: &Scanout, kind: DispatchKind) -> Option<Dispatch> {
+    match kind {
+        DispatchKind::Direct => Some(Dispatch::Direct),
+        DispatchKind::Worker => match Worker::spawn("display") {
+            Ok(w) => Some(Dispatch::Worker(w)),
+            Err(e) => {
+                scan.fail(format!("spawning the display worker: {e}"));
+                None
+            }
+        },
+    }
+}
+
 fn kds_mode<E: Engine>(
     scan: &Arc<Scanout>,
     dispatch: DispatchKind,
@@ -196,15 +211,8 @@ fn kds_mode<E: Engine>(
 ) {
     let n = scan.surfaces.len();
     let resources: Vec<Resource<E>> = (0..n).map(|_| Resource::new()).collect();
-    let dispatch = match dispatch {
-        DispatchKind::Direct => Dispatch::Direct,
-        DispatchKind::Worker => match Worker::spawn("display") {
-            Ok(w) => Dispatch::Worker(w),
-            Err(e) => {
-                scan.fail(format!("spawning the display worker: {e}"));
-                return;
-            }
-        },
+    let Some(dispatch) = display_dispatch(scan, dispatch) else {
+        return;
     };
     // Kept for the whole run and moved to the renderer thread: owned sets.
     let render_sets: Vec<ResourceSet<'static, E>> = resources
@@ -462,15 +470,8 @@ fn dmabuf_mode(
     report: &mut Report,
 ) {
     let n = scan.surfaces.len();
-    let dispatch = match dispatch {
-        DispatchKind::Direct => Dispatch::Direct,
-        DispatchKind::Worker => match Worker::spawn("display") {
-            Ok(w) => Dispatch::Worker(w),
-            Err(e) => {
-                scan.fail(format!("spawning the display worker: {e}"));
-                return;
-            }
-        },
+    let Some(dispatch) = display_dispatch(scan, dispatch) else {
+        return;
     };
     let (frames, watchdog) = (settings.frames, settings.watchdog);
     let (scan2, bufs2) = (scan.clone(), bufs.to_vec());
