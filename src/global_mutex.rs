@@ -13,7 +13,7 @@
 //! lock, once (rule 5).
 
 use crate::access::{Access, Locked};
-use crate::delivery::{self, Deliver, Waited, Waiter};
+use crate::delivery::{self, Waited, Waiter};
 use crate::engine::{Engine, Enqueued, Entry, Ops, SetKind};
 use crate::error::Error;
 use slab::Slab;
@@ -172,7 +172,7 @@ fn mark_granted(req: &Request) {
 
 fn grant(req: &Arc<Request>) {
     mark_granted(req);
-    delivery::push(Arc::clone(req) as Arc<dyn Deliver>);
+    delivery::push(Arc::clone(req));
 }
 
 impl Engine for Reference {

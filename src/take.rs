@@ -5,7 +5,7 @@
 //! `future.rs`) make guards of what they return.
 
 use crate::backoff::{spin_then_yield, Waiting};
-use crate::delivery::{self, flush, Deliver, Waited, Waiter};
+use crate::delivery::{self, flush, Waited, Waiter};
 use crate::engine::{Engine, Enqueued, Entry, Holder, SetKind, MAX_SET_LEN};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
@@ -48,7 +48,7 @@ pub(crate) fn new_request<E: Engine>(
 pub(crate) fn enqueue<E: Engine>(req: &Arc<E::Request>) -> Result<bool, Error> {
     let enqueued = E::enqueue(req);
     if enqueued == Ok(Enqueued::GrantedNow) && !req.waiter().is_thread() {
-        delivery::push(Arc::clone(req) as Arc<dyn Deliver>);
+        delivery::push(Arc::clone(req));
     }
     flush();
     enqueued.map(|e| e == Enqueued::GrantedNow)

@@ -2,7 +2,10 @@
 # Instructions per request + release of each uncontended C row of capi/bench (kds.h and the
 # seed port), under callgrind: counts, unlike times, do not move with this VM's noise.
 # One line per row: `workload  kds  seed  kds/seed`. ITERS (default 20000) sets the
-# iterations; arguments (default: every uncontended row) pick rows by name.
+# iterations; arguments (default: every uncontended row) pick rows by name. Then, where gdb
+# is installed and no rows were named, the direct-callback hand-off stepped under gdb
+# (handoff_trace.py): instructions, and locked read-modify-writes, from the release's entry
+# to the callback's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
@@ -31,3 +34,13 @@ for r in "${rows[@]}"; do
     s=$(count seed "$r")
     awk -v r="$r" -v k="$k" -v s="$s" 'BEGIN { printf "%s\t%d\t%d\t%.2f\n", r, k, s, k / s }'
 done
+if [ "$#" -eq 0 ] && command -v gdb >/dev/null; then
+    trace() { # impl -> "instructions locked"
+        gdb -q -batch -ex "py impl = \"$1\"" -x capi/bench/handoff_trace.py "$out/bench" 2>&1 |
+            sed -n 's/^HANDOFF //p'
+    }
+    read -r ki kl <<<"$(trace kds)"
+    read -r si sl <<<"$(trace seed)"
+    awk -v ki="$ki" -v si="$si" 'BEGIN { printf "handoff direct callback (release to callback)\t%d\t%d\t%.2f\n", ki, si, ki / si }'
+    printf 'handoff direct callback: locked RMWs\t%d\t%d\n' "$kl" "$sl"
+fi

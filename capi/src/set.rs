@@ -351,10 +351,13 @@ fn on_granted(
         drop_async(set);
         return;
     }
-    drop_async(set);
     // SAFETY: the user's function, called with the user's parameters from the thread the
     // callback object's dispatch mode names, as kds.h documents.
     unsafe { user_cb(p1.0, p2.0) };
+    // After the callback, not before: its reference count's RMW is no part of the hand-off
+    // (and a callback that releases its set cannot be the last reference, so the cache still
+    // gets the allocation from here).
+    drop_async(set);
 }
 
 /// `int kds_async_waitall(struct kds_resource_set **pprset, unsigned long flags, struct

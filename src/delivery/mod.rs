@@ -159,10 +159,11 @@ thread_local! {
     });
 }
 
-/// Engines call this for every grant they decide.
-pub(crate) fn push(req: Arc<dyn Deliver>) {
+/// Engines call this for every grant they decide. Generic, so whether the grant runs a
+/// direct callback is read before the request becomes a `dyn Deliver`.
+pub(crate) fn push<R: Deliver + 'static>(req: Arc<R>) {
     let direct = req.is_direct();
-    let mut req = Some(req);
+    let mut req = Some(req as Arc<dyn Deliver>);
     let queued = QUEUE.try_with(|q| {
         let mut q = q.borrow_mut();
         let req = req.take().expect("pushed once");
@@ -181,6 +182,50 @@ pub(crate) fn push(req: Arc<dyn Deliver>) {
             flush();
         });
     }
+}
+
+/// What [`next`] found to deliver.
+enum Next {
+    /// A wake-up (or any grant, inside the trampoline).
+    Grant(Arc<dyn Deliver>),
+    /// The first direct callback of a trampoline that this call has just entered.
+    Entered(Arc<dyn Deliver>),
+    /// Nothing this call may deliver.
+    Nothing,
+}
+
+/// Pops the next grant this thread may deliver now, in one borrow of its queue: wake-ups
+/// first; then, if `draining` (this call runs the trampoline), a direct callback, or else, if
+/// no outer call runs the trampoline, a direct callback and the trampoline entered with it.
+/// Inside the trampoline, an empty queue leaves it (`draining` false) in the same borrow.
+fn next(draining: bool) -> Next {
+    QUEUE
+        .try_with(|q| {
+            let mut q = q.borrow_mut();
+            if let Some(next) = q.wakes.pop_front() {
+                return Next::Grant(next);
+            }
+            if draining {
+                return match q.callbacks.pop_front() {
+                    Some(next) => Next::Grant(next),
+                    None => {
+                        q.draining = false;
+                        Next::Nothing
+                    }
+                };
+            }
+            if q.draining {
+                return Next::Nothing;
+            }
+            match q.callbacks.pop_front() {
+                Some(next) => {
+                    q.draining = true;
+                    Next::Entered(next)
+                }
+                None => Next::Nothing,
+            }
+        })
+        .unwrap_or(Next::Nothing)
 }
 
 /// Pops the next grant: wake-ups first; callbacks only if `callbacks` is set.
@@ -207,33 +252,30 @@ fn deliver_one(next: Arc<dyn Deliver>) {
 }
 
 /// Delivers every wake-up queued on this thread, and every direct callback unless an outer
-/// `flush` on this thread is already running them (then it will: the trampoline).
+/// `flush` on this thread is already running them (then it will: the trampoline). One borrow
+/// of the queue per grant, the trampoline entered and left in the same borrows.
 pub(crate) fn flush() {
-    while let Some(next) = pop(false) {
-        deliver_one(next);
-    }
-    let start = QUEUE
-        .try_with(|q| {
-            let mut q = q.borrow_mut();
-            let start = !q.draining && !q.callbacks.is_empty();
-            q.draining |= start;
-            start
-        })
-        .unwrap_or(false);
-    if !start {
-        return;
-    }
-    // Reset `draining` even if a delivery unwinds.
+    let first = loop {
+        match next(false) {
+            Next::Grant(next) => deliver_one(next),
+            Next::Entered(first) => break first,
+            Next::Nothing => return,
+        }
+    };
+    // Leaves the trampoline if a delivery unwinds (`deliver_one` contains panics, so only a
+    // panic it could not contain); the loop's last `next` leaves it otherwise.
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             let _ = QUEUE.try_with(|q| q.borrow_mut().draining = false);
         }
     }
-    let _reset = Reset;
-    while let Some(next) = pop(true) {
+    let reset = Reset;
+    deliver_one(first);
+    while let Next::Grant(next) = next(true) {
         deliver_one(next);
     }
+    std::mem::forget(reset);
 }
 
 /// Enters the trampoline to run a direct callback on this thread now (an async set granted

@@ -19,7 +19,7 @@ use super::queue::{
     Core, Link, Presence, QueueRef, MARK, TRIG_DONE, TRIG_EARLY, TRIG_PENDING, TRIG_SEALED,
 };
 use crate::access::Locked;
-use crate::delivery::{self, Deliver, Waited, Waiter};
+use crate::delivery::{self, Waited, Waiter};
 use crate::engine::{Entry, SetKind, MAX_SET_LEN};
 use crate::sync::epoch::Guard as Pin;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
@@ -281,7 +281,7 @@ impl Request {
             Arc::increment_strong_count(self.this);
             Arc::from_raw(self.this)
         };
-        delivery::push(arc as Arc<dyn Deliver>);
+        delivery::push(arc);
     }
 
     /// Cancels unless granted: `true` if cancelled now.
