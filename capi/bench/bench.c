@@ -400,7 +400,18 @@ static uint64_t contended(const struct impl *im, int threads, int r, int k)
 	for (int i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, contended_thread, &c);
 	uint64_t t0 = now_ns();
-	spin_ns(CONTENDED_MS * 1000000ull);
+	/* Sleep, not spin: a spinning main thread would be one more busy thread on the cores the
+	 * T threads share (on a 2-core machine, T = 2 would run with a core kept busy). */
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += CONTENDED_MS / 1000;
+	until.tv_nsec += (long)(CONTENDED_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) != 0)
+		;
 	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
