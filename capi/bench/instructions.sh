@@ -41,6 +41,7 @@ if [ "$#" -eq 0 ] && command -v gdb >/dev/null; then
     }
     read -r ki kl <<<"$(trace kds)"
     read -r si sl <<<"$(trace seed)"
+    [ -n "${ki:-}" ] && [ -n "${si:-}" ] || { echo "handoff trace failed (gdb)" >&2; exit 1; }
     awk -v ki="$ki" -v si="$si" 'BEGIN { printf "handoff direct callback (release to callback)\t%d\t%d\t%.2f\n", ki, si, ki / si }'
     printf 'handoff direct callback: locked RMWs\t%d\t%d\n' "$kl" "$sl"
 fi

@@ -195,17 +195,18 @@ enum Next {
 }
 
 /// Pops the next grant this thread may deliver now, in one borrow of its queue: wake-ups
-/// first; then, if `draining` (this call runs the trampoline), a direct callback, or else, if
-/// no outer call runs the trampoline, a direct callback and the trampoline entered with it.
-/// Inside the trampoline, an empty queue leaves it (`draining` false) in the same borrow.
-fn next(draining: bool) -> Next {
+/// first; then, if `in_trampoline` (this call runs the trampoline), a direct callback, or
+/// else, if no outer call runs the trampoline, a direct callback and the trampoline entered
+/// with it. Inside the trampoline, an empty queue leaves it (`draining` false) in the same
+/// borrow.
+fn next(in_trampoline: bool) -> Next {
     QUEUE
         .try_with(|q| {
             let mut q = q.borrow_mut();
             if let Some(next) = q.wakes.pop_front() {
                 return Next::Grant(next);
             }
-            if draining {
+            if in_trampoline {
                 return match q.callbacks.pop_front() {
                     Some(next) => Next::Grant(next),
                     None => {
@@ -228,18 +229,12 @@ fn next(draining: bool) -> Next {
         .unwrap_or(Next::Nothing)
 }
 
-/// Pops the next grant: wake-ups first; callbacks only if `callbacks` is set.
-fn pop(callbacks: bool) -> Option<Arc<dyn Deliver>> {
+/// Pops the next grant, wake-ups first, direct callbacks too (`flush_before_blocking`).
+fn pop() -> Option<Arc<dyn Deliver>> {
     QUEUE
         .try_with(|q| {
             let mut q = q.borrow_mut();
-            q.wakes.pop_front().or_else(|| {
-                if callbacks {
-                    q.callbacks.pop_front()
-                } else {
-                    None
-                }
-            })
+            q.wakes.pop_front().or_else(|| q.callbacks.pop_front())
         })
         .ok()
         .flatten()
@@ -328,7 +323,7 @@ impl Drop for DirectScope {
 /// them cannot run while we block. The stack then grows with the nesting of blocking calls
 /// inside callbacks, which the caller controls.
 pub(crate) fn flush_before_blocking() {
-    while let Some(next) = pop(true) {
+    while let Some(next) = pop() {
         deliver_one(next);
     }
 }
