@@ -29,20 +29,27 @@ cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -Iinclude -Itests/c)
 # The Rust staticlib goes after the objects; -fsanitize=address puts the ASan runtime first.
 libs=(-lpthread -ldl -lm)
 
-echo "=== C tests under AddressSanitizer + LeakSanitizer"
-for src in tests/c/*.c; do
-    name=$(basename "$src" .c)
-    cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer "$src" "$lib" "${libs[@]}" \
+# Each C test is one source file, except tests/c/forms: one program of two translation units,
+# one per header form (KDS_API_VERSION 2012 and 2013), linked against the one library.
+programs=(tests/c/*.c "tests/c/forms/main_2012.c tests/c/forms/driver_2013.c")
+name_of() { local first=${1%% *}; basename "$(dirname "$first")/$(basename "$first" .c)" | sed 's/^main_2012$/forms/'; }
+
+echo "=== C tests under AddressSanitizer + LeakSanitizer (and stack use after return)"
+for srcs in "${programs[@]}"; do
+    name=$(name_of "$srcs")
+    # shellcheck disable=SC2086 # a program's sources, split on purpose
+    cc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer $srcs "$lib" "${libs[@]}" \
         -o "$out/asan/$name"
-    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$out/asan/$name"
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 "$out/asan/$name"
 done
 
 echo "=== C tests under valgrind (memcheck, leak check)"
 # capi/valgrind.supp hides only "possibly lost" blocks that are the process's state at exit
 # (worker threads still finishing, epoch garbage not yet collected); see the file.
-for src in tests/c/*.c; do
-    name=$(basename "$src" .c)
-    cc "${cflags[@]}" "$src" "$lib" "${libs[@]}" -o "$out/plain/$name"
+for srcs in "${programs[@]}"; do
+    name=$(name_of "$srcs")
+    # shellcheck disable=SC2086 # a program's sources, split on purpose
+    cc "${cflags[@]}" $srcs "$lib" "${libs[@]}" -o "$out/plain/$name"
     valgrind -q --error-exitcode=1 --leak-check=full --num-callers=40 \
         --suppressions=capi/valgrind.supp "$out/plain/$name"
 done

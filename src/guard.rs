@@ -140,33 +140,99 @@ impl<'a, E: Engine> Guard<'a, E> {
     }
 }
 
-impl<E: Engine> Drop for Guard<'_, E> {
+impl<E: Engine> Guard<'_, E> {
+    /// The engine's part of a release: gives every resource of the set back and re-applies
+    /// the trigger rule behind it, queueing the grants that makes on this thread. Returns
+    /// whether there are grants to deliver (`flush`). Counts that an owned guard holds are
+    /// given back later, when `held` drops.
+    ///
+    /// # Safety
+    ///
+    /// Called once per guard, which is then never released again (`Drop` and
+    /// `release_then` each call it once and consume the guard).
     #[inline(always)]
-    fn drop(&mut self) {
-        crate::timeline::release_begins();
+    unsafe fn release_held(&self) -> bool {
         match &self.held {
             Held::Fast(entries) => {
                 let holder = Holder::from_byte(entries.aux());
                 // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::fast`), and
-                // a guard is dropped once. Their counts, if owned, are given back after this,
-                // when the field drops.
-                if unsafe { E::release_fast(entries.as_slice(), holder) } {
-                    flush();
-                }
+                // this is the guard's one release (the caller's contract).
+                unsafe { E::release_fast(entries.as_slice(), holder) }
             }
             Held::Other(Other::Lent(entries, holder)) => {
                 // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::lent`), and
-                // a guard is dropped once.
-                if unsafe { E::release_fast(entries.as_slice(), *holder) } {
-                    flush();
-                }
+                // this is the guard's one release (the caller's contract).
+                unsafe { E::release_fast(entries.as_slice(), *holder) }
             }
             Held::Other(Other::Queued(req)) => {
-                // SAFETY: a queued guard is made once per grant (`Guard::queued`), so this is
-                // that grant's only release.
+                // SAFETY: a queued guard is made once per grant (`Guard::queued`), and this is
+                // its one release (the caller's contract).
                 unsafe { E::release(req) };
-                flush();
+                true
             }
+        }
+    }
+
+    /// Releases the set, runs `f` as soon as the engine has given every resource back, and
+    /// only then delivers the grants the release made: the threads it woke are woken, and the
+    /// direct callbacks of the sets it granted run on this thread, after `f` returns. Returns
+    /// what `f` returns. Dropping the guard is `release_then(|| ())`.
+    ///
+    /// It is for front ends that must know when a release has stopped touching its
+    /// resources, before any user code that the release enables runs: the C ABI marks the end
+    /// of each release of a set that borrows its resources this way, so that
+    /// `kds_resource_term` can free a resource without waiting for callbacks. `f` runs on
+    /// this thread, with nothing of kds held (the set is released); the grants are delivered
+    /// even if `f` panics. A kds request or release made inside `f` delivers them there, as
+    /// every kds call delivers what its thread owes: keep kds calls out of `f` where the order
+    /// matters.
+    ///
+    /// ```
+    /// use kds::{Dispatch, Resource, ResourceSet};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// static STEP: AtomicU32 = AtomicU32::new(0);
+    /// let buffer = Resource::new();
+    /// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+    /// ResourceSet::new().exclusive(&buffer).on_grant(Dispatch::Direct, |_g| {
+    ///     STEP.store(2, Ordering::Relaxed); // runs after `f`
+    /// })?;
+    /// let seen = held.release_then(|| STEP.swap(1, Ordering::Relaxed));
+    /// assert_eq!((seen, STEP.load(Ordering::Relaxed)), (0, 2));
+    /// # Ok::<(), kds::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn release_then<R>(self, f: impl FnOnce() -> R) -> R {
+        crate::timeline::release_begins();
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so this is its one release.
+        let deliver = unsafe { this.release_held() };
+        // SAFETY: `this` is never used again: its hold moves out once, and is dropped here
+        // (giving back an owned guard's counts, as `Drop` does after its release).
+        drop(unsafe { std::ptr::read(&this.held) });
+        /// Delivers the grants even if `f` unwinds.
+        struct Deliver(bool);
+        impl Drop for Deliver {
+            #[inline(always)]
+            fn drop(&mut self) {
+                if self.0 {
+                    flush();
+                }
+                crate::timeline::release_ends();
+            }
+        }
+        let _deliver = Deliver(deliver);
+        f()
+    }
+}
+
+impl<E: Engine> Drop for Guard<'_, E> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        crate::timeline::release_begins();
+        // SAFETY: a guard is dropped once, and `release_then` never drops it.
+        if unsafe { self.release_held() } {
+            flush();
         }
         crate::timeline::release_ends();
     }
@@ -190,6 +256,63 @@ mod tests {
     use crate::entries::Entries;
     use crate::{Guard, LockFree, ResourceSet};
     use std::mem::size_of;
+
+    /// `release_then` runs `f` after the engine's release and before the grants it made are
+    /// delivered (a direct callback of a set waiting behind, a blocked waiter), and delivers
+    /// them even if `f` panics; on both engines.
+    fn release_then_orders_f_before_delivery<E: crate::Engine>() {
+        use crate::generic::{Resource, ResourceSet};
+        use crate::Dispatch;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let r = Resource::<E>::new();
+        let step = Arc::new(AtomicU32::new(0));
+        let held = ResourceSet::new().exclusive(&r).wait().unwrap();
+        let seen = Arc::clone(&step);
+        let _pending = ResourceSet::new()
+            .exclusive(&r)
+            .on_grant(Dispatch::Direct, move |_g| {
+                seen.compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+                    .expect("the callback runs once, after f");
+            })
+            .unwrap();
+        let out = held.release_then(|| {
+            assert_eq!(
+                step.swap(1, Ordering::SeqCst),
+                0,
+                "f runs before the callback"
+            );
+            7
+        });
+        assert_eq!((out, step.load(Ordering::SeqCst)), (7, 2));
+        // A panicking `f`: the grant is still delivered (the callback runs during the unwind).
+        let held = ResourceSet::new().exclusive(&r).wait().unwrap();
+        let seen = Arc::clone(&step);
+        let _pending = ResourceSet::new()
+            .exclusive(&r)
+            .on_grant(Dispatch::Direct, move |_g| seen.store(3, Ordering::SeqCst))
+            .unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            held.release_then(|| panic!("f panics"))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            step.load(Ordering::SeqCst),
+            3,
+            "delivered despite the panic"
+        );
+        assert!(ResourceSet::new().exclusive(&r).try_acquire().is_ok());
+    }
+
+    #[test]
+    fn release_then_lock_free() {
+        release_then_orders_f_before_delivery::<LockFree>();
+    }
+
+    #[test]
+    fn release_then_reference() {
+        release_then_orders_f_before_delivery::<crate::reference::Reference>();
+    }
 
     /// The guard's tag lives in the entries' niche: a guard (and a future) is exactly as large
     /// as a set, with the entries at the same place (see `Held`).

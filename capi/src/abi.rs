@@ -19,8 +19,9 @@ pub const KDS_FLAG_LOCKED_ACTION: c_ulong = 3;
 
 /// Pointer-sized words of `struct kds_resource` (`KDS_RESOURCE_PRIVATE_WORDS` in the header).
 pub const RESOURCE_WORDS: usize = 4;
-/// Pointer-sized words of `struct kds_callback` (`KDS_CALLBACK_PRIVATE_WORDS` in the header).
-pub const CALLBACK_WORDS: usize = 4;
+/// Pointer-sized private words of `struct kds_callback`, after its two public fields
+/// (`KDS_CALLBACK_PRIVATE_WORDS` in the header).
+pub const CALLBACK_PRIVATE_WORDS: usize = 2;
 
 /// `EINTR`: a `kds_waitall` was interrupted (`kds_interrupt_raise`).
 pub const EINTR: c_int = 4;
@@ -114,7 +115,7 @@ mod tests {
         );
         assert_eq!(
             define("KDS_CALLBACK_PRIVATE_WORDS"),
-            CALLBACK_WORDS.to_string()
+            CALLBACK_PRIVATE_WORDS.to_string()
         );
         assert_eq!(define("KDS_MAX_ERRNO"), MAX_ERRNO.to_string());
         assert_eq!(KDS_FLAG_LOCKED_FAIL, 0);

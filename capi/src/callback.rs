@@ -12,9 +12,9 @@
 //! is running *on* that worker (inside one of its callbacks), where draining would wait for
 //! itself: it then skips the wait.
 
-use crate::abi::{no_unwind, CALLBACK_WORDS, EFAULT, EINVAL, ENOMEM};
+use crate::abi::{no_unwind, CALLBACK_PRIVATE_WORDS, EFAULT, EINVAL, ENOMEM};
 use std::ffi::{c_int, c_void};
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 use std::ptr::addr_of_mut;
 use std::sync::mpsc;
 use std::thread::{self, ThreadId};
@@ -27,23 +27,31 @@ const LIVE: usize = 0x6b64_7343;
 /// Marker written by `kds_callback_term` ("kdsc").
 const DEAD: usize = 0x6b64_7363;
 
-/// `struct kds_callback`: embed it by value, initialize it with `kds_callback_init`.
+/// `struct kds_callback`: embed it by value, initialize it with `kds_callback_init`. Its
+/// first two fields are the kernel's, readable from C (`cb->user_cb`, `cb->direct`: drivers
+/// read them); the rest is `kds_private_`.
 #[repr(C)]
 pub struct kds_callback {
+    /// The user's function (never NULL while live). Public in C, read-only there.
+    user_cb: kds_callback_fn,
+    /// The `direct` argument of `kds_callback_init`, as given (nonzero: direct dispatch;
+    /// what runs where is decided by `deferred`). Public in C, read-only there.
+    direct: c_int,
     /// [`LIVE`] between init and term.
     marker: usize,
-    /// The user's function (never NULL while live).
-    user_cb: kds_callback_fn,
-    /// Nonzero: direct dispatch.
-    direct: usize,
     /// Deferred dispatch: the worker (a `Box::into_raw`); NULL for direct dispatch.
     deferred: *mut Deferred,
 }
 
 const _: () = {
-    // The C declaration: CALLBACK_WORDS pointers.
-    assert!(size_of::<kds_callback>() == CALLBACK_WORDS * size_of::<*mut ()>());
+    // The C declaration: `kds_callback_fn user_cb; int direct;` then CALLBACK_PRIVATE_WORDS
+    // pointers. The int takes a pointer's room, padding included, on LP64 and ILP32 alike.
+    let word = size_of::<*mut ()>();
+    assert!(size_of::<kds_callback>() == (2 + CALLBACK_PRIVATE_WORDS) * word);
     assert!(align_of::<kds_callback>() == align_of::<*mut ()>());
+    assert!(offset_of!(kds_callback, user_cb) == 0);
+    assert!(offset_of!(kds_callback, direct) == word);
+    assert!(offset_of!(kds_callback, marker) == 2 * word);
 };
 
 /// A deferred callback object's worker.
@@ -140,7 +148,7 @@ pub unsafe extern "C" fn kds_callback_init(
         // writes: the old contents may be uninitialized.
         unsafe {
             addr_of_mut!((*cb).user_cb).write(user_cb);
-            addr_of_mut!((*cb).direct).write(usize::from(direct != 0));
+            addr_of_mut!((*cb).direct).write(direct);
             addr_of_mut!((*cb).deferred).write(deferred);
             addr_of_mut!((*cb).marker).write(LIVE);
         }

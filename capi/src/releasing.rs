@@ -3,22 +3,28 @@
 //!
 //! A C set granted at once borrows its resources from the C structs without a count
 //! (`set::build_in`), and a release may read a resource after giving it up (the engine's
-//! scan of the links queued behind it). So [`term`](crate::resource) may free a resource
-//! only when (1) nothing holds it and (2) no release that gave it up is still running.
+//! scan of the links queued behind it). So a resource may be freed (`resource::term`) only
+//! when (1) nothing holds it or waits for it and (2) no release that gave it up is still
+//! reading it.
 //!
-//! (1) is an exclusive `try_acquire` by the terminating thread T. (2) is this module: each
-//! thread has a sequence word in a registry; a release makes it odd before it starts and even
-//! again when it has finished ([`released`]): two stores, no read-modify-write (a plain `mov`
-//! each on x86). The ordering comes from the engine's own atomics: a release gives a resource
-//! up with an `AcqRel` RMW on its gate word (every write to that word is an RMW), and T's
-//! successful `try_acquire` reads a later value of it with `Acquire` (on the fast path, its
-//! own hold's CAS; on the queued way, its `reserve`, or else the scan that granted it, which
-//! read the gate after the release), so T sees the releaser's odd value (or a later one) when
-//! it reads the words afterwards ([`in_flight`]). T then keeps the resource until each word it
-//! saw odd has moved on ([`Snapshot::finished`]): every store to a word is a `Release` store,
-//! and each one after the release T saw was made after that release ended, so T's `Acquire`
-//! read of any later value orders every access of that release before the free. Nobody waits: a
-//! resource whose releases are still running is simply freed by a later term.
+//! (1) is the terminating thread T's own exclusive grant of the resource: its `try_acquire`,
+//! or the last request it queued behind the resource's users. (2) is this module: each thread
+//! has a sequence word in a registry; a release makes it odd before it starts and even again
+//! once the engine has given every resource back and finished its scans ([`released`]): two
+//! stores, no read-modify-write (a plain `mov` each on x86). The word is even again *before*
+//! the grants the release made are delivered ([`kds::Guard::release_then`]), so it is odd only
+//! while engine code runs, never while a callback does: a wait for the word to move on is
+//! bounded by the engine's own steps, which never block.
+//!
+//! The ordering comes from the engine's own atomics: a release gives a resource up with an
+//! `AcqRel` RMW on its gate word (every write to that word is an RMW), and T's grant reads a
+//! later value of it with `Acquire` (on the fast path, its own hold's CAS; on the queued way,
+//! its `reserve`, or else the scan that granted it, which read the gate after the release), so
+//! T sees the releaser's odd value (or a later one) when it reads the words afterwards
+//! ([`in_flight`]). T then keeps the resource until each word it saw odd has moved on
+//! ([`Snapshot::wait`]): every store to a word is a `Release` store, and each one after the
+//! release T saw was made after that release's engine part ended, so T's `Acquire` read of any
+//! later value orders every access of that release before the free.
 //!
 //! This replaced pinning crossbeam-epoch around every release (the same guarantee, but a
 //! locked read-modify-write and its bookkeeping on every C release: 10 to 25 ns of a 45 to
@@ -57,9 +63,9 @@ fn lock_words() -> std::sync::MutexGuard<'static, Vec<Arc<AtomicU64>>> {
     WORDS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Releases the set in `guard` (if any) in place, leaving `None`, marked as a running release
-/// in this thread's word. Every C set's guard is released this way (`set.rs`). In place: a
-/// guard is a set's size, and each move of it is a copy.
+/// Releases the set in `guard` (if any), leaving `None`, marked as a running release in this
+/// thread's word until the engine has given it back (module docs). Every C set's guard is
+/// released this way (`set.rs`).
 #[inline]
 pub(crate) fn released(guard: &mut Option<kds::Guard<'static>>) {
     if guard.is_none() {
@@ -80,11 +86,12 @@ pub(crate) fn released(guard: &mut Option<kds::Guard<'static>>) {
     }
 }
 
-/// Drops the guard in `guard` with `word` odd meanwhile (only this thread writes `word`).
+/// Releases the guard in `guard` with `word` odd during the engine's part of it (only this
+/// thread writes `word`).
 #[inline]
 fn mark(word: &AtomicU64, guard: &mut Option<kds::Guard<'static>>) {
-    // Relaxed: only this thread writes its word. Odd already inside a callback that runs in
-    // a release of this thread (whose engine part has finished then, see `in_flight`).
+    // Relaxed: only this thread writes its word. `| 1`: a word is odd only inside the engine,
+    // which runs no C code, so it is even here (but a stuck odd word must not stay so).
     let seq = word.load(Ordering::Relaxed) | 1;
     // Release, not only for the gate RMWs that follow (whose Release half orders this store
     // before a terminating thread that acquires the gate later, module docs): a reader that
@@ -92,9 +99,13 @@ fn mark(word: &AtomicU64, guard: &mut Option<kds::Guard<'static>>) {
     // (a plain store does not continue the earlier Release store's release sequence).
     word.store(seq, Ordering::Release);
     // Ends the release even if it unwinds (a caught panic must not leave the word odd, which
-    // would keep every terminated resource for good).
-    let _end = End(word);
-    *guard = None; // the release
+    // would hold up every `kds_resource_term` that waits for it).
+    let end = End(word);
+    if let Some(guard) = guard.take() {
+        // The word goes even once the engine is done, before the grants are delivered: a
+        // callback that this release runs is no part of it.
+        guard.release_then(move || drop(end));
+    }
 }
 
 /// Makes a word even again, past any value it had: the end of a release.
@@ -103,8 +114,7 @@ struct End<'a>(&'a AtomicU64);
 impl Drop for End<'_> {
     #[inline]
     fn drop(&mut self) {
-        // Relaxed: only this thread writes its word. Read again rather than remembered, so
-        // that the word only grows even after nested releases (in callbacks) moved it on.
+        // Relaxed: only this thread writes its word.
         let now = self.0.load(Ordering::Relaxed);
         // Release: every access of the release happens before a reader that sees this value.
         self.0.store((now | 1) + 1, Ordering::Release);
@@ -114,11 +124,9 @@ impl Drop for End<'_> {
 /// Releases of other threads running now: their words, each with the odd value it had.
 pub(crate) struct Snapshot(Vec<(Arc<AtomicU64>, u64)>);
 
-/// The releases running now on other threads than this one. Call it after a successful
-/// acquisition of the resource to be freed (module docs). This thread's own word is left
-/// out: a term made from a callback that runs inside a release of this thread comes after
-/// that release's engine part (callbacks are delivered once the release has given up every
-/// resource and finished its scans).
+/// The releases running now on other threads than this one. Call it after this thread's
+/// own exclusive grant of the resource to be freed (module docs). This thread's own word is
+/// left out: it is even whenever C code (a term, or a callback) runs on this thread.
 pub(crate) fn in_flight() -> Snapshot {
     let me = MINE.try_with(|m| Arc::as_ptr(&m.0)).ok();
     let words = lock_words();
@@ -136,10 +144,28 @@ pub(crate) fn in_flight() -> Snapshot {
 
 impl Snapshot {
     /// Whether every release in the snapshot has finished (its word moved on: every later
-    /// value, odd or even, is a Release store made after that release ended).
+    /// value, odd or even, is a Release store made after that release's engine part ended).
     pub(crate) fn finished(&mut self) -> bool {
         // Acquire: pairs with those Release stores.
         self.0.retain(|(w, seq)| w.load(Ordering::Acquire) == *seq);
         self.0.is_empty()
+    }
+
+    /// Waits until [`finished`](Self::finished). Each word it waits for is odd only while
+    /// another thread runs the engine's part of a release, which never blocks (module docs):
+    /// usually the snapshot is empty, else the wait lasts a scan. It spins briefly, then
+    /// yields, then sleeps in short steps (a thread preempted inside a release).
+    pub(crate) fn wait(mut self) {
+        let mut tries = 0u32;
+        while !self.finished() {
+            tries += 1;
+            if tries < 64 {
+                std::hint::spin_loop();
+            } else if tries < 1024 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
     }
 }

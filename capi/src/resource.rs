@@ -7,12 +7,11 @@
 //! being read as a handle. (Storage that is neither initialized nor zeroed is undefined
 //! behaviour, as in C.)
 
-use crate::abi::{no_unwind, EFAULT, EINVAL, RESOURCE_WORDS};
-use crate::releasing::{self, Snapshot};
+use crate::abi::{no_unwind, EBUSY, EFAULT, EINVAL, RESOURCE_WORDS};
+use crate::releasing;
 use std::ffi::c_int;
-use std::mem::{align_of, size_of, MaybeUninit};
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::ptr::addr_of_mut;
-use std::sync::Mutex;
 
 /// Marker of a struct that holds a live handle ("kdsR").
 const LIVE: usize = 0x6b64_7352;
@@ -82,68 +81,92 @@ pub unsafe extern "C" fn kds_resource_init(resource: *mut kds_resource) {
     })
 }
 
-/// `void kds_resource_term(struct kds_resource *resource)`: forget the resource. Unlike the
-/// seed (which asserted that nothing used it), terminating a resource that sets still hold or
-/// wait for is safe: it stays allocated until they are released (see [`term`]). NULL, a
-/// terminated or a zero-filled struct is ignored.
+/// `int kds_resource_term(struct kds_resource *resource)`: forget the resource. 0: it was
+/// free, and is freed. `-EBUSY`: sets still hold it or wait for it; it is terminated all the
+/// same, and freed when the last of them is released (see [`term`]). Either way the caller
+/// may free the struct's memory at once: the library keeps no pointer into it. `-EINVAL` for
+/// a zero-filled or already terminated struct and `-EFAULT` for NULL, which are otherwise
+/// ignored. (The seed asserted that nothing used the resource; the later kernel answered
+/// `-EBUSY` and left it alone.)
 ///
 /// # Safety
 ///
 /// `resource` is NULL or points to a `struct kds_resource` that was initialized (or
 /// zero-filled, or terminated), that no other thread uses during the call.
 #[no_mangle]
-pub unsafe extern "C" fn kds_resource_term(resource: *mut kds_resource) {
-    no_unwind((), || {
+pub unsafe extern "C" fn kds_resource_term(resource: *mut kds_resource) -> c_int {
+    no_unwind(-EFAULT, || {
         if resource.is_null() {
-            return;
+            return -EFAULT;
         }
         // SAFETY: valid and exclusively ours during the call (caller's contract).
         unsafe {
             if (*resource).marker != LIVE {
-                return;
+                return -EINVAL;
             }
             (*resource).marker = DEAD;
             let slot = addr_of_mut!((*resource).handle) as *mut kds::Resource;
             // LIVE meant a handle was written there and not yet taken; the marker is already
             // DEAD, so it is taken exactly once.
-            term(slot.read());
+            term(slot.read())
         }
     })
 }
 
-/// Resources terminated while in use, kept until a later `term` finds them free, each with
-/// the releases it still waits for once it was found free.
-static IN_USE: Mutex<Vec<(kds::Resource, Option<Snapshot>)>> = Mutex::new(Vec::new());
-
-/// Drops the C struct's handle of a terminated resource, once that is safe.
+/// Drops the C struct's handle of a terminated resource once that is safe, and answers
+/// `kds_resource_term`: 0 if the resource was free, `-EBUSY` if not.
 ///
 /// Sets granted at once borrow their resources from the C structs without a count
 /// (`set::build_in`), so a resource must outlive every such hold, including the tail of its
-/// release, which may still read the resource after giving it up. Hence a terminated
-/// resource is kept in [`IN_USE`] until (1) something finds it free (an exclusive
-/// `try_acquire` succeeds: nothing holds it or waits for it) and then (2) every release that
-/// was running on another thread at that moment has finished ([`crate::releasing`]). No new
-/// borrowed hold can start meanwhile: the struct is already `DEAD`, and the C contract forbids
-/// a request on it during this call. Nothing here waits: each call checks every kept
-/// resource again, so one terminated while in use is freed by the first
-/// `kds_resource_term` after its sets are released (until then it is only memory: a few
-/// dozen bytes per resource). Usually (a resource free when terminated, no release running)
-/// it is freed at once.
-fn term(handle: kds::Resource) {
-    let mut kept = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
-    kept.push((handle, None));
-    kept.retain_mut(|(resource, waits)| {
-        if waits.is_none() {
-            if kds::ResourceSet::new()
-                .exclusive(resource)
-                .try_acquire()
-                .is_err()
-            {
-                return true; // still in use
-            }
-            *waits = Some(releasing::in_flight());
+/// release, which may still read the resource after giving it up. So the handle is dropped
+/// only after (1) this thread has been granted the resource exclusively, so that nothing
+/// holds it or waits for it, and then (2) every release that was running on another thread
+/// at that moment has finished its engine part ([`releasing`]). No new borrowed hold can
+/// start meanwhile: the struct is already `DEAD`, and the C contract forbids a request naming
+/// it during this call.
+///
+/// A free resource is granted by an exclusive `try_acquire` here and now. A busy one gets an
+/// exclusive request queued behind everything that holds it or waits for it, whose direct
+/// callback drops the handle: it runs on the thread whose release (or cancel) completes that
+/// grant, after the release, with no later call needed. Each term does a constant amount of
+/// work (a try, or one request), whatever else is in use; nothing is kept in a list and
+/// retried. The wait of (2) is for the engine's steps on other threads (usually none), never
+/// for a callback.
+fn term(handle: kds::Resource) -> c_int {
+    let free = match kds::ResourceSet::new().exclusive(&handle).try_acquire() {
+        Ok(grant) => {
+            drop(grant);
+            true
         }
-        // Kept while a release that may still read it runs (dropped here otherwise).
-        !waits.as_mut().is_some_and(Snapshot::finished)
+        Err(_) => false,
+    };
+    if free {
+        free_after_releases(handle);
+        return 0;
+    }
+    let last = kds::ResourceSet::new().exclusive(&handle).into_owned();
+    let kept = Kept(ManuallyDrop::new(handle));
+    let queued = last.on_grant(kds::Dispatch::Direct, move |grant| {
+        drop(grant);
+        let mut kept = kept;
+        // SAFETY: taken once, here; `Kept`'s own drop never drops the handle.
+        free_after_releases(unsafe { ManuallyDrop::take(&mut kept.0) });
     });
+    // A `Pending` dropped does not cancel its request. A Wait request with a direct callback
+    // has no error to meet; if one came, the closure (and the handle it keeps) is gone
+    // without a free: a leak, never a free under a holder.
+    drop(queued);
+    -EBUSY
+}
+
+/// The handle of a terminated, busy resource, kept by the request that frees it. Dropped
+/// without being taken (a request that never runs its callback), it leaks the handle rather
+/// than free the resource under a holder.
+struct Kept(ManuallyDrop<kds::Resource>);
+
+/// Drops `handle` once every release running on another thread now has finished its engine
+/// part (after this thread's exclusive grant of the resource: [`term`]).
+fn free_after_releases(handle: kds::Resource) {
+    releasing::in_flight().wait();
+    drop(handle);
 }

@@ -66,9 +66,9 @@ use crate::releasing::released;
 use crate::resource::{self, kds_resource};
 use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_int, c_ulong, c_void};
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::LocalKey;
+use std::thread::{LocalKey, Thread};
 use std::time::Duration;
 
 /// A boxed set (module docs): held from birth, its guard borrowing its own `request`.
@@ -81,6 +81,13 @@ const RELEASED: u8 = 4;
 const PENDING_READY: u8 = 8;
 /// Boxed sets from `kds_async_waitall`: A is still inside the call.
 const IN_CALL: u8 = 16;
+/// Arc sets: G's user callback has returned.
+const DONE: u8 = 32;
+/// A `release_sync` (R) waits for the callback to return, its thread handle in `waiter`.
+const SYNC_WAITER: u8 = 64;
+/// The party that ends the callback took R's handle out of `waiter`: R may go on (and, for a
+/// boxed set, recycle it).
+const WOKEN: u8 = 128;
 
 /// `struct kds_resource_set`: one request (opaque in C). See the module docs for the
 /// protocols.
@@ -96,11 +103,21 @@ pub struct kds_resource_set {
     /// from the cache ([`build_in`]). `'static` on the contract of `build_in`: it is never
     /// changed or dropped while a guard borrows it.
     request: UnsafeCell<kds::ResourceSet<'static>>,
+    /// The [`thread_tag`] of the thread that runs the user callback: written by A before it
+    /// publishes a boxed set, by G before it sets `RUNNING`; read by a `release_sync` after its
+    /// RMW saw that, to tell whether it is itself inside that callback (where it must not
+    /// wait). Relaxed: those RMWs order it.
+    runner: AtomicUsize,
+    /// A waiting `release_sync`'s thread: written by R before it sets `SYNC_WAITER`; then
+    /// taken by the party whose RMW saw `SYNC_WAITER` (it wakes R), or by R itself if its RMW
+    /// saw that the callback had already returned.
+    waiter: UnsafeCell<Option<Thread>>,
 }
 
-// SAFETY: `state` is atomic. Each `UnsafeCell` has one writer at a time, handed over by the
-// RMWs on `state` and `*pprset` (AcqRel, so the hand-over also publishes the cell's
-// contents). Arc sets: the guard cell is G's until G sets RUNNING, then R's if R's fetch_or
+// SAFETY: `state` and `runner` are atomic. Each `UnsafeCell` has one writer at a time, handed
+// over by the RMWs on `state` and `*pprset` (AcqRel, so the hand-over also publishes the
+// cell's contents). The waiter cell is R's until R's RMW sets SYNC_WAITER, then the waker's
+// (whose RMW saw the bit) until it sets WOKEN, or R's again if R's RMW saw the callback over. Arc sets: the guard cell is G's until G sets RUNNING, then R's if R's fetch_or
 // saw RUNNING, else still G's; the pending cell is A's until A sets PENDING_READY, then R's
 // if R saw PENDING_READY, else still A's. Boxed sets: every cell is A's until A publishes the
 // pointer; then the guard cell is R's, and `request` is only read (by A's `try_grant_now`
@@ -114,7 +131,22 @@ const _: () = {
     send::<kds::Guard<'static>>();
     send::<kds::Pending>();
     send::<kds::ResourceSet<'static>>();
+    send::<Thread>();
 };
+
+thread_local! {
+    /// Only its address is used: [`thread_tag`].
+    static TAG: u8 = const { 0 };
+}
+
+/// A word that names the calling thread among the live ones (the address of one of its
+/// thread-locals, so a `lea` off the thread pointer, no call): a callback's runner compared
+/// with a `release_sync`'s caller. A thread's tag may be reused only after it has ended, and a
+/// runner cannot end while its callback runs.
+#[inline(always)]
+fn thread_tag() -> usize {
+    TAG.with(|t| t as *const u8 as usize)
+}
 
 /// How many entries a `kds::ResourceSet` keeps inline (`docs/design.md`): a cached request
 /// with more has a heap list, dropped when the set is recycled.
@@ -143,6 +175,8 @@ fn new_boxed() -> *mut kds_resource_set {
             guard: UnsafeCell::new(None),
             pending: UnsafeCell::new(None),
             request: UnsafeCell::new(kds::ResourceSet::new()),
+            runner: AtomicUsize::new(0),
+            waiter: UnsafeCell::new(None),
         })
     });
     Box::into_raw(set)
@@ -158,6 +192,10 @@ unsafe fn recycle(set: *mut kds_resource_set) {
     // SAFETY: made by `Box::into_raw` (`new_boxed`), and no longer used elsewhere (contract).
     let mut set = unsafe { Box::from_raw(set) };
     *set.state.get_mut() = BOXED;
+    debug_assert!(
+        set.waiter.get_mut().is_none(),
+        "a waiter left in a recycled set"
+    );
     let request = set.request.get_mut();
     if request.len() > INLINE_ENTRIES {
         // Past its inline room a set keeps its entries in a heap list (up to `MAX_SET_LEN`):
@@ -219,6 +257,8 @@ fn new_async() -> Arc<kds_resource_set> {
             guard: UnsafeCell::new(None),
             pending: UnsafeCell::new(None),
             request: UnsafeCell::new(kds::ResourceSet::new()),
+            runner: AtomicUsize::new(0),
+            waiter: UnsafeCell::new(None),
         })
     })
 }
@@ -239,6 +279,7 @@ fn drop_async(mut set: Arc<kds_resource_set>) {
     *last.state.get_mut() = 0;
     released(last.guard.get_mut());
     drop(last.pending.get_mut().take());
+    drop(last.waiter.get_mut().take());
     keep_cached(&ASYNC_SETS, set);
 }
 
@@ -342,6 +383,8 @@ fn on_granted(
     // SAFETY: the guard cell is G's until G sets RUNNING (module docs). A write, not an
     // assignment: the cell is `None` until here, nothing to drop.
     unsafe { set.guard.get().write(Some(guard)) };
+    // Relaxed: published by the RMW below.
+    set.runner.store(thread_tag(), Ordering::Relaxed);
     // AcqRel: publish the guard to R (Release); see R's RELEASED bit and what it did (Acquire).
     let prev = set.state.fetch_or(RUNNING, Ordering::AcqRel);
     if prev & RELEASED != 0 {
@@ -354,6 +397,13 @@ fn on_granted(
     // SAFETY: the user's function, called with the user's parameters from the thread the
     // callback object's dispatch mode names, as kds.h documents.
     unsafe { user_cb(p1.0, p2.0) };
+    // AcqRel: Release publishes the callback's end (and everything it did) to a release_sync
+    // that sees DONE; Acquire sees its handle if it registered first.
+    let prev = set.state.fetch_or(DONE, Ordering::AcqRel);
+    if prev & SYNC_WAITER != 0 {
+        // SAFETY: R registered before our RMW, which saw it; the set is alive (our reference).
+        unsafe { wake(&*set) };
+    }
     // After the callback, not before: its reference count's RMW is no part of the hand-off
     // (and a callback that releases its set cannot be the last reference, so the cache still
     // gets the allocation from here).
@@ -380,6 +430,73 @@ fn on_granted(
 #[no_mangle]
 #[allow(clippy::too_many_arguments)] // the seed's signature
 pub unsafe extern "C" fn kds_async_waitall(
+    pprset: *mut *mut kds_resource_set,
+    flags: c_ulong,
+    cb: *mut kds_callback,
+    callback_parameter: *mut c_void,
+    callback_extra_parameter: *mut c_void,
+    number_resources: c_int,
+    exclusive_access_bitmap: *mut c_ulong,
+    resource_list: *mut *mut kds_resource,
+) -> c_int {
+    // SAFETY: the caller's contract is this function's.
+    unsafe {
+        async_waitall(
+            pprset,
+            flags,
+            cb,
+            callback_parameter,
+            callback_extra_parameter,
+            number_resources,
+            exclusive_access_bitmap,
+            resource_list,
+        )
+    }
+}
+
+/// The shipped kernels' 7-argument `kds_async_waitall` (`KDS_API_VERSION 2013` in
+/// `include/kds.h`, which names this symbol for it): `int kds_async_waitall(struct
+/// kds_resource_set **pprset, struct kds_callback *cb, void *callback_parameter, void
+/// *callback_extra_parameter, int number_resources, unsigned long *exclusive_access_bitmap,
+/// struct kds_resource **resource_list)`. Those kernels had no flags: a request waits in line
+/// (`KDS_FLAG_LOCKED_WAIT`). Otherwise [`kds_async_waitall`], the same code inlined.
+///
+/// # Safety
+///
+/// As [`kds_async_waitall`].
+#[no_mangle]
+pub unsafe extern "C" fn kds_async_waitall_2013(
+    pprset: *mut *mut kds_resource_set,
+    cb: *mut kds_callback,
+    callback_parameter: *mut c_void,
+    callback_extra_parameter: *mut c_void,
+    number_resources: c_int,
+    exclusive_access_bitmap: *mut c_ulong,
+    resource_list: *mut *mut kds_resource,
+) -> c_int {
+    // SAFETY: the caller's contract is this function's, and [`kds_async_waitall`]'s.
+    unsafe {
+        async_waitall(
+            pprset,
+            KDS_FLAG_LOCKED_WAIT,
+            cb,
+            callback_parameter,
+            callback_extra_parameter,
+            number_resources,
+            exclusive_access_bitmap,
+            resource_list,
+        )
+    }
+}
+
+/// The body of both `kds_async_waitall` forms.
+///
+/// # Safety
+///
+/// As [`kds_async_waitall`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the seed's signature
+unsafe fn async_waitall(
     pprset: *mut *mut kds_resource_set,
     flags: c_ulong,
     cb: *mut kds_callback,
@@ -427,9 +544,13 @@ pub unsafe extern "C" fn kds_async_waitall(
         let (p1, p2) = (CPtr(callback_parameter), CPtr(callback_extra_parameter));
         let user_cb = target.user_cb;
         if matches!(target.dispatch, kds::Dispatch::Direct) {
-            // Relaxed: the set is unpublished; the swap that publishes it is Release.
+            // Relaxed: the set is unpublished; the swap that publishes it is Release. The
+            // callback, if granted now, runs on this thread (a release_sync reads `runner`).
             // SAFETY: `set` is live (ours until published).
-            unsafe { (*set).state.store(BOXED | IN_CALL, Ordering::Relaxed) };
+            unsafe {
+                (*set).state.store(BOXED | IN_CALL, Ordering::Relaxed);
+                (*set).runner.store(thread_tag(), Ordering::Relaxed);
+            }
             let ran = request.try_grant_now(|guard| {
                 // SAFETY: the guard cell is A's until the set is published, just below. A
                 // write, not an assignment: the cell is `None` (`recycle`), nothing to drop.
@@ -446,7 +567,13 @@ pub unsafe extern "C" fn kds_async_waitall(
                 // bit is clear); Acquire sees R's release of the guard if R came first.
                 // SAFETY: R recycles the set only after seeing IN_CALL clear, so it is live.
                 let prev = unsafe { (*set).state.fetch_and(!IN_CALL, Ordering::AcqRel) };
-                if prev & RELEASED != 0 {
+                if prev & SYNC_WAITER != 0 {
+                    // A release_sync on another thread waits for the callback's end: it takes
+                    // the set back once woken.
+                    // SAFETY: R registered before our RMW, which saw it, and recycles only
+                    // after WOKEN.
+                    unsafe { wake(set) };
+                } else if prev & RELEASED != 0 {
                     // SAFETY: R released the guard and left the set to us.
                     unsafe { recycle(set) };
                 }
@@ -604,7 +731,8 @@ pub unsafe extern "C" fn kds_waitall(
 /// of several calls racing with the same `pprset` (a cancellation path and a completion
 /// path), exactly one does the work and all leave `*pprset == NULL`. A NULL `pprset`, a NULL
 /// or an error pointer in `*pprset` is ignored (and `*pprset` becomes NULL). Releasing may
-/// grant other sets and run their direct callbacks on this thread before it returns.
+/// grant other sets and run their direct callbacks on this thread before it returns. It never
+/// waits for a callback running on another thread: see [`kds_resource_set_release_sync`].
 ///
 /// # Safety
 ///
@@ -613,59 +741,198 @@ pub unsafe extern "C" fn kds_waitall(
 /// `kds_waitall`/`kds_async_waitall` that no other `pprset` holds.
 #[no_mangle]
 pub unsafe extern "C" fn kds_resource_set_release(pprset: *mut *mut kds_resource_set) {
-    no_unwind((), move || {
-        if pprset.is_null() {
+    // SAFETY: the caller's contract is `release`'s.
+    no_unwind((), move || unsafe { release::<false>(pprset) })
+}
+
+/// `void kds_resource_set_release_sync(struct kds_resource_set **pprset)`: as
+/// [`kds_resource_set_release`], and before it returns, the set's callback is not running
+/// and never will: one that has not started never runs (also one already queued on a worker),
+/// and one running on another thread is waited for. Called from inside that callback (on the
+/// thread running it) it cannot wait for it: it releases the set and returns, like
+/// `kds_resource_set_release`. Before it blocks it delivers the direct callbacks this thread
+/// owes (as `kds_waitall` does), so it never waits for itself.
+///
+/// # Safety
+///
+/// As [`kds_resource_set_release`].
+#[no_mangle]
+pub unsafe extern "C" fn kds_resource_set_release_sync(pprset: *mut *mut kds_resource_set) {
+    // SAFETY: the caller's contract is `release`'s.
+    no_unwind((), move || unsafe { release::<true>(pprset) })
+}
+
+/// R: the body of both release calls. `SYNC`: `release_sync` (wait for a running callback).
+///
+/// # Safety
+///
+/// As [`kds_resource_set_release`].
+#[inline(always)]
+unsafe fn release<const SYNC: bool>(pprset: *mut *mut kds_resource_set) {
+    if pprset.is_null() {
+        return;
+    }
+    // SAFETY: non-null, and accessed by others only through this library (contract).
+    let slot = unsafe { slot(pprset) };
+    // AcqRel: exactly one racing caller gets the pointer; Acquire sees A's publication.
+    let raw = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if raw.is_null() || is_err(raw) {
+        return;
+    }
+    // Acquire: BOXED was written before the set was published and never changes while it
+    // is; IN_CALL is cleared by A's Release RMW, after which A no longer touches the set.
+    // SAFETY: a set pointer points at a live set made in this module (a `Box` or an `Arc`,
+    // both at the struct itself), which the swap gave to this caller alone.
+    let state = unsafe { (*raw).state.load(Ordering::Acquire) };
+    if state & BOXED != 0 {
+        if state & IN_CALL == 0 {
+            // SAFETY: a published boxed set that no one else uses any more.
+            unsafe { free_boxed(raw) };
             return;
         }
-        // SAFETY: non-null, and accessed by others only through this library (contract).
-        let slot = unsafe { slot(pprset) };
-        // AcqRel: exactly one racing caller gets the pointer; Acquire sees A's publication.
-        let raw = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        if raw.is_null() || is_err(raw) {
+        // A is still inside kds_async_waitall (maybe this is its callback): release now,
+        // and leave the allocation to whichever of us comes second.
+        // SAFETY: the guard cell is R's once published (module docs).
+        released(unsafe { &mut *(*raw).guard.get() });
+        // Relaxed: A wrote it before the publication our swap acquired.
+        // SAFETY: live until one of us recycles it, below.
+        let inside = unsafe { (*raw).runner.load(Ordering::Relaxed) } == thread_tag();
+        if SYNC && !inside {
+            // SAFETY: a published boxed set that A is still inside; ours to release.
+            unsafe { release_boxed_sync(raw) };
             return;
         }
-        // Acquire: BOXED was written before the set was published and never changes while it
-        // is; IN_CALL is cleared by A's Release RMW, after which A no longer touches the set.
-        // SAFETY: a set pointer points at a live set made in this module (a `Box` or an `Arc`,
-        // both at the struct itself), which the swap gave to this caller alone.
-        let state = unsafe { (*raw).state.load(Ordering::Acquire) };
-        if state & BOXED != 0 {
-            if state & IN_CALL == 0 {
-                // SAFETY: a published boxed set that no one else uses any more.
-                unsafe { free_boxed(raw) };
-                return;
-            }
-            // A is still inside kds_async_waitall (maybe this is its callback): release now,
-            // and leave the allocation to whichever of us comes second.
-            // SAFETY: the guard cell is R's once published (module docs).
-            released(unsafe { &mut *(*raw).guard.get() });
-            // AcqRel: Release hands the released set to A; Acquire sees A's last accesses.
-            // SAFETY: A recycles the set only after seeing RELEASED, so it is live.
-            let prev = unsafe { (*raw).state.fetch_or(RELEASED, Ordering::AcqRel) };
-            if prev & IN_CALL == 0 {
-                // SAFETY: A has left and its guard is gone: ours alone.
-                unsafe { recycle(raw) };
-            }
-            return;
+        // AcqRel: Release hands the released set to A; Acquire sees A's last accesses.
+        // SAFETY: A recycles the set only after seeing RELEASED, so it is live.
+        let prev = unsafe { (*raw).state.fetch_or(RELEASED, Ordering::AcqRel) };
+        if prev & IN_CALL == 0 {
+            // SAFETY: A has left and its guard is gone: ours alone.
+            unsafe { recycle(raw) };
         }
-        // SAFETY: any other set is a reference made by `Arc::into_raw` in `kds_async_waitall`.
-        let set = unsafe { Arc::from_raw(raw as *const kds_resource_set) };
-        // AcqRel: see G's guard and A's Pending if their bits are set; publish RELEASED.
-        let prev = set.state.fetch_or(RELEASED, Ordering::AcqRel);
-        if prev & RUNNING != 0 {
-            // SAFETY: G stored the guard before RUNNING and never touches it again.
-            released(unsafe { &mut *set.guard.get() });
-        } else if prev & PENDING_READY != 0 {
-            // SAFETY: A stored the Pending before PENDING_READY and never touches it again.
-            let pending = unsafe { (*set.pending.get()).take() };
-            if let Some(pending) = pending {
-                // Too late (false) is fine: G will see RELEASED and drop the guard.
-                pending.cancel();
-            }
+        return;
+    }
+    // SAFETY: any other set is a reference made by `Arc::into_raw` in `kds_async_waitall`.
+    let set = unsafe { Arc::from_raw(raw as *const kds_resource_set) };
+    // AcqRel: see G's guard and A's Pending if their bits are set; publish RELEASED.
+    let prev = set.state.fetch_or(RELEASED, Ordering::AcqRel);
+    if prev & RUNNING != 0 {
+        // SAFETY: G stored the guard before RUNNING and never touches it again.
+        released(unsafe { &mut *set.guard.get() });
+        // Relaxed: G wrote it before RUNNING, which our RMW acquired.
+        if SYNC && prev & DONE == 0 && set.runner.load(Ordering::Relaxed) != thread_tag() {
+            wait_for_done(&set);
         }
-        // Else A is still inside kds_async_waitall: it will see RELEASED and cancel.
-        drop_async(set);
-    })
+    } else if prev & PENDING_READY != 0 {
+        // SAFETY: A stored the Pending before PENDING_READY and never touches it again.
+        let pending = unsafe { (*set.pending.get()).take() };
+        if let Some(pending) = pending {
+            // Too late (false) is fine: G will see RELEASED and drop the guard.
+            pending.cancel();
+        }
+    }
+    // Else A is still inside kds_async_waitall: it will see RELEASED and cancel. In both of
+    // these cases G, if it runs, sees RELEASED and never calls the user (module docs).
+    drop_async(set);
+}
+
+/// `release_sync` of a boxed set whose direct callback A may still be running on another
+/// thread: registers, and waits until A has left the call (its `IN_CALL` cleared), then
+/// recycles the set. The guard is already released.
+///
+/// # Safety
+///
+/// `raw` is a published boxed set with `IN_CALL` seen, taken from `*pprset` by this caller,
+/// whose guard this caller has released; not yet marked `RELEASED`.
+#[cold]
+#[inline(never)]
+unsafe fn release_boxed_sync(raw: *mut kds_resource_set) {
+    let me = this_thread();
+    // SAFETY: the waiter cell is R's until its RMW below (module docs); the set is live
+    // until RELEASED is set.
+    unsafe { *(*raw).waiter.get() = me };
+    // AcqRel: Release publishes the handle to A; Acquire sees A's accesses if A left first.
+    // SAFETY: live, as just said.
+    let prev = unsafe {
+        (*raw)
+            .state
+            .fetch_or(RELEASED | SYNC_WAITER, Ordering::AcqRel)
+    };
+    if prev & IN_CALL != 0 {
+        // A will see SYNC_WAITER, take the handle and set WOKEN; it never recycles.
+        // SAFETY: A recycles nothing now; we do, after WOKEN.
+        unsafe { park_until_woken(raw) };
+    } else {
+        // A left before our RMW, saw neither bit, and will not touch the set again.
+        // SAFETY: ours alone now.
+        drop(unsafe { (*(*raw).waiter.get()).take() });
+    }
+    // SAFETY: the guard is gone (released above), A is done with the set, and so is the
+    // waker (it set WOKEN last).
+    unsafe { recycle(raw) };
+}
+
+/// `release_sync` of an Arc set whose callback G started on another thread and has not
+/// finished (by our RMW): registers, and waits for G's `DONE`.
+#[cold]
+#[inline(never)]
+fn wait_for_done(set: &kds_resource_set) {
+    // SAFETY: the waiter cell is R's until its RMW below (module docs).
+    unsafe { *set.waiter.get() = this_thread() };
+    // AcqRel: Release publishes the handle to G; Acquire sees the callback's effects if it
+    // finished first.
+    let prev = set.state.fetch_or(SYNC_WAITER, Ordering::AcqRel);
+    if prev & DONE != 0 {
+        // G's DONE came first and saw no waiter: the handle is still ours.
+        // SAFETY: as just said, G does not touch the cell.
+        drop(unsafe { (*set.waiter.get()).take() });
+        return;
+    }
+    // SAFETY: G wakes us after DONE; the set is alive (our reference).
+    unsafe { park_until_woken(set) };
+}
+
+/// The calling thread's handle, for a waker to unpark (`None` while the thread's locals are
+/// being destroyed: the wait then yields instead of parking).
+fn this_thread() -> Option<Thread> {
+    std::panic::catch_unwind(std::thread::current).ok()
+}
+
+/// R's wait for `WOKEN`. Delivers first what this thread owes (direct callbacks queued while
+/// it runs one): the callback waited for may need one of them to run.
+///
+/// # Safety
+///
+/// `set` is live until this returns, and R registered as its waiter.
+unsafe fn park_until_woken(set: *const kds_resource_set) {
+    kds::flush_before_blocking();
+    // Acquire: pairs with the waker's Release; the callback's end and its take of the handle
+    // come before.
+    // SAFETY: live (contract).
+    while unsafe { (*set).state.load(Ordering::Acquire) } & WOKEN == 0 {
+        if cfg!(miri) {
+            std::thread::yield_now();
+        } else {
+            // Spurious wake-ups loop; a waiter without a handle (no unpark comes) times out.
+            std::thread::park_timeout(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Wakes the `release_sync` waiting on `set`: the caller's RMW saw `SYNC_WAITER` (and so the
+/// handle stored before it), and the callback has returned.
+///
+/// # Safety
+///
+/// `set` is live during the call, and this caller's RMW saw `SYNC_WAITER`.
+unsafe fn wake(set: *const kds_resource_set) {
+    // SAFETY: the waiter cell is the waker's until it sets WOKEN (module docs).
+    let waiter = unsafe { (*(*set).waiter.get()).take() };
+    // Release: R, seeing WOKEN, may recycle the set; this is our last access to it.
+    // SAFETY: live (contract).
+    unsafe { (*set).state.fetch_or(WOKEN, Ordering::Release) };
+    if let Some(thread) = waiter {
+        thread.unpark();
+    }
 }
 
 #[cfg(test)]

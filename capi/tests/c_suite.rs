@@ -144,8 +144,9 @@ fn c_programs_pass() {
     }
 }
 
-/// The functions `include/kds.h` declares: identifiers `kds_*` followed by `(`, outside
-/// comments and macro definitions.
+/// The symbols `include/kds.h` declares: identifiers `kds_*` followed by `(`, outside
+/// comments and macro definitions, and the symbols that `KDS_SYMBOL_(name)` redirects a
+/// declaration to (the 2013 form's `kds_async_waitall`).
 fn declared_functions() -> BTreeSet<String> {
     let header = std::fs::read_to_string(root().join("include/kds.h")).expect("read kds.h");
     let mut code = String::new();
@@ -173,7 +174,8 @@ fn declared_functions() -> BTreeSet<String> {
         let boundary =
             start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
         let next = code[end..].trim_start().chars().next();
-        if boundary && next == Some('(') {
+        let redirected = code[..start].ends_with("KDS_SYMBOL_(");
+        if boundary && (next == Some('(') || redirected) {
             names.insert(code[start..end].to_string());
         }
         i = end.max(start + 1);
@@ -212,6 +214,8 @@ fn header_and_exports_agree() {
         "kds_async_waitall",
         "kds_waitall",
         "kds_resource_set_release",
+        "kds_resource_set_release_sync",
+        "kds_async_waitall_2013",
     ] {
         assert!(declared.contains(must), "kds.h does not declare {must}");
     }
@@ -228,37 +232,83 @@ fn header_and_exports_agree() {
     );
 }
 
-/// The header alone compiles as strict C99 and as C++, with every warning an error.
+/// The header alone compiles as strict C99 and as C++, with every warning an error, in both
+/// API forms; any other `KDS_API_VERSION` is a compile error that names the valid ones.
 #[test]
 fn header_is_clean_c_and_cxx() {
     let include = root().join("include");
     let probe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kds_header_probe.c");
     std::fs::write(&probe, "#include <kds.h>\nint kds_header_probe;\n").expect("write probe");
-    let status = Command::new(cc())
-        .args([
-            "-std=c99",
-            "-pedantic",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-fsyntax-only",
-        ])
-        .arg("-I")
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    for form in [None, Some("2012"), Some("2013")] {
+        let define: Vec<String> = form
+            .map(|v| format!("-DKDS_API_VERSION={v}"))
+            .into_iter()
+            .collect();
+        let status = Command::new(cc())
+            .args([
+                "-std=c99",
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+            ])
+            .args(&define)
+            .arg("-I")
+            .arg(&include)
+            .arg(&probe)
+            .status()
+            .expect("run the C compiler");
+        assert!(status.success(), "kds.h ({form:?}) is not clean C99");
+        if let Ok(status) = Command::new(&cxx)
+            .args(["-x", "c++", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .args(&define)
+            .arg("-I")
+            .arg(&include)
+            .arg(&probe)
+            .status()
+        {
+            assert!(status.success(), "kds.h ({form:?}) is not clean C++");
+        } else {
+            eprintln!("no C++ compiler ({cxx}): skipped the C++ check");
+        }
+    }
+    let out = Command::new(cc())
+        .args(["-fsyntax-only", "-DKDS_API_VERSION=2014", "-I"])
         .arg(&include)
         .arg(&probe)
+        .output()
+        .expect("run the C compiler");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "KDS_API_VERSION=2014 compiled");
+    assert!(
+        stderr.contains("KDS_API_VERSION must be 2012"),
+        "unclear error for a bad KDS_API_VERSION: {stderr}"
+    );
+}
+
+/// One program whose translation units use the two forms (tests/c/forms/): each calls
+/// `kds_async_waitall` its own way, both link against the one `libkds.a`, and they share
+/// resources and sets.
+#[test]
+fn both_forms_in_one_program() {
+    let lib = &artifacts().staticlib;
+    let dir = root().join("tests/c/forms");
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kds_both_forms");
+    let status = Command::new(cc())
+        .args(["-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("tests/c"))
+        .arg(dir.join("main_2012.c"))
+        .arg(dir.join("driver_2013.c"))
+        .arg(lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
         .status()
         .expect("run the C compiler");
-    assert!(status.success(), "kds.h is not clean C99");
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    if let Ok(status) = Command::new(&cxx)
-        .args(["-x", "c++", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
-        .arg("-I")
-        .arg(&include)
-        .arg(&probe)
-        .status()
-    {
-        assert!(status.success(), "kds.h is not clean C++");
-    } else {
-        eprintln!("no C++ compiler ({cxx}): skipped the C++ check");
-    }
+    assert!(status.success(), "tests/c/forms did not compile");
+    run(&exe, Duration::from_secs(60));
 }

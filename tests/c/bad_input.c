@@ -21,8 +21,8 @@ int main(void)
 	memset(&zero_cb, 0, sizeof zero_cb);
 	kds_resource_init(&r);
 	kds_resource_init(&dead);
-	kds_resource_term(&dead);
-	kds_resource_term(&dead); /* twice: ignored */
+	CHECK(kds_resource_term(&dead) == 0);
+	CHECK(kds_resource_term(&dead) == -EINVAL); /* twice: refused, nothing done */
 	struct kds_resource *list[1] = { &r };
 	struct kds_resource *null_entry[1] = { NULL };
 	struct kds_resource *zero_entry[1] = { &zeroed };
@@ -38,8 +38,8 @@ int main(void)
 	kds_callback_term(NULL);
 	kds_callback_term(&zero_cb);
 	kds_resource_init(NULL);
-	kds_resource_term(NULL);
-	kds_resource_term(&zeroed);
+	CHECK(kds_resource_term(NULL) == -EFAULT);
+	CHECK(kds_resource_term(&zeroed) == -EINVAL);
 
 	/* kds_waitall. */
 	struct kds_resource_set *s;
@@ -126,7 +126,8 @@ int main(void)
 	kds_resource_init(&tmp);
 	s = kds_waitall(1, &excl, tmp_list, 0);
 	CHECK(s && !KDS_IS_ERR(s));
-	kds_resource_term(&tmp);
+	CHECK(kds_resource_term(&tmp) == -EBUSY); /* terminated, freed by the release */
+	CHECK(kds_waitall(1, &excl, tmp_list, 0) == KDS_ERR_PTR(-EINVAL));
 	kds_resource_set_release(&s);
 	CHECK(s == NULL);
 
@@ -144,10 +145,26 @@ int main(void)
 	CHECK(KDS_FLAG_LOCKED_ACTION == 3);
 	CHECK(KDS_WAIT_BLOCKING == ULONG_MAX);
 	CHECK(sizeof(struct kds_resource) == KDS_RESOURCE_PRIVATE_WORDS * sizeof(void *));
+	CHECK(sizeof(struct kds_callback) == 4 * sizeof(void *));
+	/* The kernel's readable fields: as kds_callback_init was given them. */
+	CHECK(cb.user_cb == ran_cb && cb.direct == 1);
+	struct kds_callback odd;
+	CHECK(kds_callback_init(&odd, 7, ran_cb) == 0);
+	CHECK(odd.user_cb == ran_cb && odd.direct == 7); /* nonzero: direct, kept as given */
+	CHECK(kds_async_waitall(&p, KDS_FLAG_LOCKED_WAIT, &odd, &ran, NULL, 1, &excl, list) == 0);
+	CHECK(ran == 2 && p != NULL); /* ran inside the call: direct */
+	kds_resource_set_release_sync(&p);
+	CHECK(p == NULL);
+	kds_resource_set_release_sync(&p); /* NULL: nothing */
+	kds_resource_set_release_sync(NULL);
+	p = KDS_ERR_PTR(-EINVAL);
+	kds_resource_set_release_sync(&p); /* an error pointer: ignored, cleared */
+	CHECK(p == NULL);
+	kds_callback_term(&odd);
 	CHECK(!KDS_IS_ERR(NULL) && !KDS_IS_ERR(&r));
 
 	kds_callback_term(&cb);
-	kds_resource_term(&r);
+	CHECK(kds_resource_term(&r) == 0);
 	printf("bad_input: ok\n");
 	return 0;
 }

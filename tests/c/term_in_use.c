@@ -1,11 +1,12 @@
-/* kds_resource_term while sets use the resource (kds.h: safe, the resource stays allocated
- * until they are released): sets granted at once borrow their resources from the C structs,
- * so this checks that a term never frees a resource under them. Sequential: a term while a
- * set holds the resource, a term while a set waits for it, then their releases. Racing: one
- * thread releases sets (granted at once, and ones that queued) while another terminates
- * their resources, many times. Valgrind (.ci/capi.sh) flags any access to a freed resource
- * (AddressSanitizer does not: the Rust library is not instrumented); with a term that frees
- * at once, it reports the release's read of the freed resource. */
+/* kds_resource_term while sets use the resource (kds.h: -EBUSY, and the resource stays
+ * allocated until they are released): sets granted at once borrow their resources from the C
+ * structs, so this checks that a term never frees a resource under them. Sequential: a term
+ * while a set holds the resource, a term while a set waits for it, then their releases.
+ * Racing: one thread releases sets (granted at once, and ones that queued) while another
+ * terminates their resources, many times. Valgrind (.ci/capi.sh) flags any access to a freed
+ * resource (AddressSanitizer does not: the Rust library is not instrumented); with a term that
+ * frees at once, it reports the release's read of the freed resource. The leak checks of both
+ * (LeakSanitizer, valgrind) fail if a resource terminated in use is never freed. */
 #include "common.h"
 
 #include <sched.h>
@@ -53,8 +54,9 @@ int main(void)
 	kds_resource_init(&a);
 	struct kds_resource_set *held = kds_waitall(1, &excl, &la, 0);
 	CHECK(held && !KDS_IS_ERR(held));
-	kds_resource_term(&a);
+	CHECK(kds_resource_term(&a) == -EBUSY);
 	CHECK(kds_waitall(1, &excl, &la, 0) == KDS_ERR_PTR(-EINVAL)); /* terminated */
+	CHECK(kds_resource_term(&a) == -EINVAL);			/* and only once */
 	kds_resource_set_release(&held);
 
 	/* Held shared twice (borrowed), terminated, then released one by one. */
@@ -64,7 +66,8 @@ int main(void)
 	struct kds_resource_set *s1 = kds_waitall(1, &shared, &lb, 0);
 	struct kds_resource_set *s2 = kds_waitall(1, &shared, &lb, 0);
 	CHECK(s1 && !KDS_IS_ERR(s1) && s2 && !KDS_IS_ERR(s2));
-	kds_resource_term(&b);
+	CHECK(kds_resource_term(&b) == -EBUSY);
+	memset(&b, 0xa5, sizeof b); /* the struct is the caller's again at once */
 	kds_resource_set_release(&s1);
 	kds_resource_set_release(&s2);
 
@@ -80,7 +83,7 @@ int main(void)
 	CHECK(held && !KDS_IS_ERR(held));
 	CHECK(kds_async_waitall(&waiting, KDS_FLAG_LOCKED_WAIT, &deferred, NULL, NULL, 1, &excl,
 				&ld) == 0);
-	kds_resource_term(&d);
+	CHECK(kds_resource_term(&d) == -EBUSY); /* waited for */
 	CHECK(event_count(&granted) == 0);
 	kds_resource_set_release(&held);
 	event_wait(&granted, 1);
@@ -99,18 +102,19 @@ int main(void)
 		CHECK(s && !KDS_IS_ERR(s));
 		r.set = s;
 		__atomic_store_n(&r.round, i, __ATOMIC_RELEASE);
-		kds_resource_term(res); /* while the other thread releases */
+		int rc = kds_resource_term(res); /* while the other thread releases */
+		CHECK(rc == 0 || rc == -EBUSY);
 		while (__atomic_load_n(&r.released, __ATOMIC_ACQUIRE) != i)
 			sched_yield();
 	}
 	CHECK(pthread_join(t, NULL) == 0);
-	kds_resource_term(res); /* already terminated: ignored */
+	CHECK(kds_resource_term(res) == -EINVAL); /* already terminated: refused */
 	free(res);
 
-	/* A last term frees what the earlier ones kept (nothing uses them any more). */
+	/* Free when terminated: 0. */
 	struct kds_resource c;
 	kds_resource_init(&c);
-	kds_resource_term(&c);
+	CHECK(kds_resource_term(&c) == 0);
 	printf("term_in_use: ok\n");
 	return 0;
 }
