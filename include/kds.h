@@ -202,10 +202,15 @@ void kds_resource_set_release(struct kds_resource_set **pprset);
 /* kds_resource_set_release, and before returning: the set's callback is not running and
  * never will. One that has not started never runs (also one queued on a worker: its set is
  * then released when the worker reaches it), and one running on another thread is waited
- * for, so that what the callback uses may be freed after this returns. Called from inside the
- * set's own callback, on the thread running it, it cannot wait for it: it releases the set
- * and returns at once, as kds_resource_set_release does. Don't hold locks the callback takes.
- * Before it blocks, the direct callbacks this thread owes run (as in kds_waitall). */
+ * for (until it returns; not for the callbacks it queued), so that what the callback uses may
+ * be freed after this returns. Called on the thread that runs the callback while it runs
+ * (from inside it, or from another callback nested in it, such as one delivered before a
+ * kds_waitall inside it blocks), it cannot wait for it: it releases the set and returns at
+ * once, as kds_resource_set_release does, and the callback may still be on the stack. Before
+ * it blocks, the direct callbacks this thread owes run (as in kds_waitall). As with the
+ * kernel's cancel_work_sync, the caller must not be something the running callback waits
+ * for: it must not hold a lock the callback takes, and two callbacks that release_sync each
+ * other's sets while both run deadlock. (A callback still queued is never waited for.) */
 void kds_resource_set_release_sync(struct kds_resource_set **pprset);
 
 /* ---- extension: interrupting kds_waitall (the kernel used signals) ---- */

@@ -148,8 +148,8 @@ impl<E: Engine> Guard<'_, E> {
     ///
     /// # Safety
     ///
-    /// Called once per guard, which is then never released again (`Drop` and
-    /// `release_then` each call it once and consume the guard).
+    /// Called once per guard, which is then never released again (`Drop` calls it, and
+    /// `release_then`, which then takes the guard away without dropping it).
     #[inline(always)]
     unsafe fn release_held(&self) -> bool {
         match &self.held {
@@ -173,43 +173,68 @@ impl<E: Engine> Guard<'_, E> {
         }
     }
 
-    /// Releases the set, runs `f` as soon as the engine has given every resource back, and
-    /// only then delivers the grants the release made: the threads it woke are woken, and the
-    /// direct callbacks of the sets it granted run on this thread, after `f` returns. Returns
-    /// what `f` returns. Dropping the guard is `release_then(|| ())`.
+    /// Releases the guard in `slot`, leaving `None` there, runs `f` as soon as the engine has
+    /// given every resource back, and only then delivers the grants the release made: the
+    /// threads it woke are woken, and the direct callbacks of the sets it granted run on this
+    /// thread, after `f` returns. Returns what `f` returns, or `None` without running `f` if
+    /// `slot` is empty. `slot = None` is `release_then(&mut slot, || ())`.
     ///
-    /// It is for front ends that must know when a release has stopped touching its
-    /// resources, before any user code that the release enables runs: the C ABI marks the end
-    /// of each release of a set that borrows its resources this way, so that
-    /// `kds_resource_term` can free a resource without waiting for callbacks. `f` runs on
-    /// this thread, with nothing of kds held (the set is released); the grants are delivered
-    /// even if `f` panics. A kds request or release made inside `f` delivers them there, as
-    /// every kds call delivers what its thread owes: keep kds calls out of `f` where the order
+    /// It is for front ends that keep guards in their own storage and must know when a
+    /// release has stopped touching its resources, before any user code that the release
+    /// enables runs: the C ABI marks the end of each release of a set that borrows its
+    /// resources this way, so that `kds_resource_term` can free a resource without waiting for
+    /// callbacks. The guard is released where it lies, never moved (a guard is as large as
+    /// its set: moving it out first is a copy of that size on every release). `f` runs on this
+    /// thread, with nothing of kds held (the set is released); the grants are delivered even
+    /// if `f` panics. A kds request or release made inside `f` delivers them there, as every
+    /// kds call delivers what its thread owes: keep kds calls out of `f` where the order
     /// matters.
     ///
     /// ```
-    /// use kds::{Dispatch, Resource, ResourceSet};
+    /// use kds::{Dispatch, Guard, Resource, ResourceSet};
     /// use std::sync::atomic::{AtomicU32, Ordering};
     ///
     /// static STEP: AtomicU32 = AtomicU32::new(0);
     /// let buffer = Resource::new();
-    /// let held = ResourceSet::new().exclusive(&buffer).wait()?;
+    /// let mut held = Some(ResourceSet::new().exclusive(&buffer).wait()?);
     /// ResourceSet::new().exclusive(&buffer).on_grant(Dispatch::Direct, |_g| {
     ///     STEP.store(2, Ordering::Relaxed); // runs after `f`
     /// })?;
-    /// let seen = held.release_then(|| STEP.swap(1, Ordering::Relaxed));
-    /// assert_eq!((seen, STEP.load(Ordering::Relaxed)), (0, 2));
+    /// let seen = Guard::release_then(&mut held, || STEP.swap(1, Ordering::Relaxed));
+    /// assert_eq!((seen, STEP.load(Ordering::Relaxed)), (Some(0), 2));
+    /// assert!(held.is_none());
     /// # Ok::<(), kds::Error>(())
     /// ```
     #[inline(always)]
-    pub fn release_then<R>(self, f: impl FnOnce() -> R) -> R {
+    pub fn release_then<R>(slot: &mut Option<Self>, f: impl FnOnce() -> R) -> Option<R> {
+        let guard: *mut Self = slot.as_mut()?;
         crate::timeline::release_begins();
-        let this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so this is its one release.
-        let deliver = unsafe { this.release_held() };
-        // SAFETY: `this` is never used again: its hold moves out once, and is dropped here
-        // (giving back an owned guard's counts, as `Drop` does after its release).
-        drop(unsafe { std::ptr::read(&this.held) });
+        // One match releases the hold and drops its payload in place (an owned guard's counts,
+        // a queued one's request), as `Drop` and the fields' drops do in turn.
+        // SAFETY: `guard` points into `slot`, which holds it; it is released once, here (the
+        // entries were taken by `try_fast` for their holder: `Guard::fast` / `Guard::lent`; a
+        // queued guard is its grant's one guard), its payload is dropped once, and then `None`
+        // overwrites it without dropping it again (so `Drop` never releases it a second time).
+        let deliver = unsafe {
+            let deliver = match &mut (*guard).held {
+                Held::Fast(entries) => {
+                    let holder = Holder::from_byte(entries.aux());
+                    let deliver = E::release_fast(entries.as_slice(), holder);
+                    std::ptr::drop_in_place(entries);
+                    deliver
+                }
+                Held::Other(Other::Lent(entries, holder)) => {
+                    E::release_fast(entries.as_slice(), *holder)
+                }
+                Held::Other(Other::Queued(req)) => {
+                    E::release(req);
+                    std::ptr::drop_in_place(req);
+                    true
+                }
+            };
+            std::ptr::write(slot, None);
+            deliver
+        };
         /// Delivers the grants even if `f` unwinds.
         struct Deliver(bool);
         impl Drop for Deliver {
@@ -222,7 +247,7 @@ impl<E: Engine> Guard<'_, E> {
             }
         }
         let _deliver = Deliver(deliver);
-        f()
+        Some(f())
     }
 }
 
@@ -230,7 +255,8 @@ impl<E: Engine> Drop for Guard<'_, E> {
     #[inline(always)]
     fn drop(&mut self) {
         crate::timeline::release_begins();
-        // SAFETY: a guard is dropped once, and `release_then` never drops it.
+        // SAFETY: a guard is dropped once, and one that `release_then` released is never
+        // dropped.
         if unsafe { self.release_held() } {
             flush();
         }
@@ -261,13 +287,13 @@ mod tests {
     /// delivered (a direct callback of a set waiting behind, a blocked waiter), and delivers
     /// them even if `f` panics; on both engines.
     fn release_then_orders_f_before_delivery<E: crate::Engine>() {
-        use crate::generic::{Resource, ResourceSet};
+        use crate::generic::{Guard, Resource, ResourceSet};
         use crate::Dispatch;
         use std::sync::atomic::{AtomicU32, Ordering};
         use std::sync::Arc;
         let r = Resource::<E>::new();
         let step = Arc::new(AtomicU32::new(0));
-        let held = ResourceSet::new().exclusive(&r).wait().unwrap();
+        let mut held = Some(ResourceSet::new().exclusive(&r).wait().unwrap());
         let seen = Arc::clone(&step);
         let _pending = ResourceSet::new()
             .exclusive(&r)
@@ -276,7 +302,7 @@ mod tests {
                     .expect("the callback runs once, after f");
             })
             .unwrap();
-        let out = held.release_then(|| {
+        let out = Guard::release_then(&mut held, || {
             assert_eq!(
                 step.swap(1, Ordering::SeqCst),
                 0,
@@ -284,16 +310,28 @@ mod tests {
             );
             7
         });
-        assert_eq!((out, step.load(Ordering::SeqCst)), (7, 2));
+        assert_eq!((out, step.load(Ordering::SeqCst)), (Some(7), 2));
+        assert!(held.is_none());
+        assert_eq!(Guard::release_then(&mut held, || unreachable!()), None);
+        // An owned guard (counts of its own, dropped in place).
+        let mut owned = Some(
+            ResourceSet::new()
+                .exclusive(&r)
+                .wait()
+                .unwrap()
+                .into_owned(),
+        );
+        assert_eq!(Guard::release_then(&mut owned, || 1), Some(1));
+        assert!(owned.is_none() && ResourceSet::new().exclusive(&r).try_acquire().is_ok());
         // A panicking `f`: the grant is still delivered (the callback runs during the unwind).
-        let held = ResourceSet::new().exclusive(&r).wait().unwrap();
+        let mut held = Some(ResourceSet::new().exclusive(&r).wait().unwrap());
         let seen = Arc::clone(&step);
         let _pending = ResourceSet::new()
             .exclusive(&r)
             .on_grant(Dispatch::Direct, move |_g| seen.store(3, Ordering::SeqCst))
             .unwrap();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            held.release_then(|| panic!("f panics"))
+            Guard::release_then(&mut held, || panic!("f panics"))
         }));
         assert!(caught.is_err());
         assert_eq!(

@@ -157,6 +157,7 @@ mod timeline;
 mod worker;
 
 pub use access::{Access, Locked};
+pub use delivery::CallbackScope;
 pub use engine::{Engine, MAX_SET_LEN};
 pub use error::Error;
 pub use interrupt::{Interrupt, UnparkOnInterrupt};

@@ -15,7 +15,7 @@
 //! ```
 
 pub use crate::global_mutex::Reference;
-pub use crate::{Access, Dispatch, Error, Interrupt, Locked, Worker};
+pub use crate::{Access, CallbackScope, Dispatch, Error, Interrupt, Locked, Worker};
 
 /// [`crate::Resource`] on the reference engine.
 pub type Resource = crate::resource::Resource<Reference>;

@@ -1,7 +1,7 @@
 //! [`ResourceSet`]: the one set type every request starts from, and its request methods.
 
 use crate::access::{Access, Locked};
-use crate::delivery::{self, Waiter};
+use crate::delivery::{self, CallbackScope, Waiter};
 use crate::engine::{debug_entries, Engine, Entry, Holder, SetKind};
 use crate::entries::Entries;
 use crate::error::Error;
@@ -523,12 +523,52 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// assert!(pending.is_granted());
     /// # Ok::<(), kds::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)] // as `lend`, the sync lending requests' body
     pub fn try_grant_now<'s, R>(&'s self, now: impl FnOnce(Guard<'s, E>) -> R) -> Option<R> {
-        let direct = self.take_direct()?;
-        let out = now(Guard::lent(&self.entries, Holder::Async));
-        drop(direct); // leaves the trampoline, delivering what `now` queued
+        let (out, scope) = self.try_grant_now_scoped(now)?;
+        drop(scope); // leaves the trampoline, delivering what `now` queued
         Some(out)
+    }
+
+    /// [`try_grant_now`](Self::try_grant_now), except that the direct callbacks `now` causes
+    /// have not run when it returns: they wait in the returned [`CallbackScope`], and run
+    /// when it drops. Between the two, this set is no longer borrowed by the call and no
+    /// user code has run since `now` returned. A front end that must mark the end of `now`
+    /// before anything else runs, and only once the call has let go of the set, does it
+    /// there (the C ABI's `kds_async_waitall` clears its "inside the call" bit, which then
+    /// also tells a `kds_resource_set_release_sync` that the callback is over).
+    ///
+    /// ```
+    /// use kds::{Dispatch, Resource, ResourceSet};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static RAN: AtomicBool = AtomicBool::new(false);
+    /// let (a, b) = (Resource::new(), Resource::new());
+    /// let first = ResourceSet::new().exclusive(&a).into_owned();
+    /// let (held, scope) = first
+    ///     .try_grant_now_scoped(|guard| {
+    ///         // A set granted inside: its callback is queued behind this one.
+    ///         ResourceSet::new()
+    ///             .exclusive(&b)
+    ///             .on_grant(Dispatch::Direct, |_g| RAN.store(true, Ordering::SeqCst))
+    ///             .unwrap();
+    ///         guard
+    ///     })
+    ///     .expect("free");
+    /// assert!(!RAN.load(Ordering::SeqCst)); // still queued
+    /// drop(scope); // runs it
+    /// assert!(RAN.load(Ordering::SeqCst));
+    /// drop(held);
+    /// ```
+    #[inline(always)] // as `lend`: the C ABI's hot path
+    pub fn try_grant_now_scoped<'s, R>(
+        &'s self,
+        now: impl FnOnce(Guard<'s, E>) -> R,
+    ) -> Option<(R, CallbackScope)> {
+        let direct = self.take_direct()?;
+        // A panic in `now` drops `direct` while unwinding: it leaves the trampoline.
+        let out = now(Guard::lent(&self.entries, Holder::Async));
+        Some((out, CallbackScope::new(direct)))
     }
 
     /// Takes the set on the fast path as an async set, to run a direct callback now: the

@@ -1,18 +1,21 @@
 /* The C-side benchmarks of libkds: every call a driver makes through the C ABI (kds.h over
- * the lock-free engine) against seed_port.h (the 2012 design: one global pthread mutex over
- * intrusive lists), measured in the same run, the two taking turns run by run. Prints one
+ * the lock-free engine), in the 2012 form and in the 2013 form (the 7-argument
+ * kds_async_waitall, kds_resource_set_release_sync: forms_2013.c), against seed_port.h (the
+ * 2012 design: one global pthread mutex over intrusive lists), measured in the same run, the
+ * three taking turns run by run; and the cost of kds_resource_term on resources in use. Prints one
  * TSV row per workload and implementation: the median over RUNS runs of each run's figure
  * (ns per request + release for the uncontended and contended rows; for the hand-offs the grant
  * latency: the median for the blocking one, the mean for the direct callback, see there). Run by capi/bench/run.sh.
  *
  *   --quick          smoke run (figures meaningless)
  *   --only SUBSTR    only the workloads whose name contains SUBSTR
- *   --impl kds|seed  only one implementation (for callgrind: capi/bench/instructions.sh)
+ *   --impl kds|kds2013|seed  only one implementation (for callgrind: capi/bench/instructions.sh)
  *   --iters N        iterations of each uncontended run
  *   --runs N         runs per workload
  *   --busy           the contended rows with one core kept busy by another process
  *   --single-threaded  skip the thread started first (see leave_single_threaded) */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -26,6 +29,7 @@
 
 #include "kds.h"
 #include "seed_port.h"
+#include "bench_2013.h"
 
 static int RUNS = 7;
 static long UNCONTENDED_ITERS = 1000000;
@@ -158,7 +162,7 @@ static void kds_rel(void **s)
 {
 	kds_resource_set_release((struct kds_resource_set **)s);
 }
-static struct kds_callback kds_stamp_cb, kds_noop_cb;
+struct kds_callback kds_stamp_cb, kds_noop_cb; /* also used by forms_2013.c */
 static void kds_async(void **s, int noop, void *p, int n, unsigned long *bm, void **res)
 {
 	if (kds_async_waitall((struct kds_resource_set **)s, KDS_FLAG_LOCKED_WAIT,
@@ -191,8 +195,12 @@ static void sp_async(void **s, int noop, void *p, int n, unsigned long *bm, void
 			 (struct sp_resource **)res);
 }
 
-static const struct impl impls[2] = {
+#define NIMPL 3
+#define SEED 2 /* impls[SEED] */
+static const struct impl impls[NIMPL] = {
 	{ "kds (C ABI, lock-free)", kds_res_new, kds_res_free, kds_wait, kds_rel, kds_async },
+	{ "kds, 2013 form (7-arg async, release_sync)", kds_res_new, kds_res_free, kds_wait,
+	  bench_release_sync, bench_async_2013 },
 	{ "seed port (global mutex)", sp_res_new, sp_res_free, sp_wait, sp_rel, sp_async },
 };
 
@@ -421,6 +429,55 @@ static uint64_t contended(const struct impl *im, int threads, int r, int k)
 	return per;
 }
 
+/* kds_resource_term of n resources (kds only: the seed port's term is a no-op, and the 2012
+ * kernel's asserted on a busy resource). `what` 0: ns per term, each resource held by a set
+ * granted at once and waited for by an async request queued behind it (with a direct
+ * callback that releases its own set); 1: ns per resource of the teardown after those terms
+ * (the holder's release grants the waiter, whose callback releases its set, whose release
+ * frees the terminated resource); 2: ns per term of n free resources. */
+static void release_own_cb(void *p1, void *p2)
+{
+	(void)p2;
+	kds_resource_set_release(p1);
+}
+static struct kds_callback kds_release_cb;
+
+static uint64_t term_cost(int n, int what)
+{
+	struct kds_resource *res = malloc(n * sizeof *res);
+	struct kds_resource_set **held = calloc(n, sizeof *held);
+	struct kds_resource_set **waiting = calloc(n, sizeof *waiting);
+	unsigned long excl = 1;
+	if (!res || !held || !waiting)
+		abort();
+	for (int i = 0; i < n; i++) {
+		struct kds_resource *l = &res[i];
+		kds_resource_init(&res[i]);
+		if (what == 2)
+			continue;
+		held[i] = kds_waitall(1, &excl, &l, 0);
+		if (!held[i] || KDS_IS_ERR(held[i]) ||
+		    kds_async_waitall(&waiting[i], KDS_FLAG_LOCKED_WAIT, &kds_release_cb, &waiting[i],
+				      NULL, 1, &excl, &l))
+			abort();
+	}
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < n; i++)
+		if (kds_resource_term(&res[i]) != (what == 2 ? 0 : -EBUSY))
+			abort();
+	uint64_t t1 = now_ns();
+	for (int i = 0; i < n; i++)
+		kds_resource_set_release(&held[i]);
+	uint64_t t2 = now_ns();
+	for (int i = 0; i < n; i++)
+		if (held[i] || waiting[i])
+			abort();
+	free(res);
+	free(held);
+	free(waiting);
+	return (what == 1 ? t2 - t1 : t1 - t0) / n;
+}
+
 /* Another process keeping one core busy (--busy): the machine a compositor runs on. */
 static pid_t busy_child = -1;
 static void busy_start(void)
@@ -443,7 +500,8 @@ static void busy_stop(void)
 struct workload {
 	const char *name;
 	int kind; /* 0 sync, 1 async direct, 2 blocking hand-off, 3 callback hand-off, 4 contended,
-		   * 5 the atomic-operation floor (no implementation: printed once) */
+		   * 5 the atomic-operation floor (no implementation: printed once), 6 term
+		   * (kds only; k = n, threads = what: see term_cost) */
 	int k, threads, r;
 };
 
@@ -463,6 +521,12 @@ static const struct workload workloads[] = {
 	{ "contended T=2 R=8 k=4", 4, 4, 2, 8 },
 	{ "contended T=8 R=8 k=2", 4, 2, 8, 8 },
 	{ "contended T=8 R=8 k=4", 4, 4, 8, 8 },
+	{ "term free N=1000", 6, 1000, 2, 0 },
+	{ "term busy N=1000", 6, 1000, 0, 0 },
+	{ "teardown after term busy N=1000", 6, 1000, 1, 0 },
+	{ "term free N=10000", 6, 10000, 2, 0 },
+	{ "term busy N=10000", 6, 10000, 0, 0 },
+	{ "teardown after term busy N=10000", 6, 10000, 1, 0 },
 };
 
 static uint64_t run_one(const struct workload *w, const struct impl *im)
@@ -477,6 +541,8 @@ static uint64_t run_one(const struct workload *w, const struct impl *im)
 		return handoff_callback(im);
 	case 5:
 		return rmw_floor(w->k);
+	case 6:
+		return term_cost(w->k, w->threads);
 	default:
 		return contended(im, w->threads, w->r, w->k);
 	}
@@ -485,7 +551,7 @@ static uint64_t run_one(const struct workload *w, const struct impl *im)
 int main(int argc, char **argv)
 {
 	const char *only = NULL;
-	int impl_first = 0, impl_last = 1, busy = 0, single_threaded = 0;
+	int impl_first = 0, impl_last = NIMPL - 1, busy = 0, single_threaded = 0;
 	for (int a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--quick") == 0) {
 			RUNS = 3;
@@ -505,7 +571,9 @@ int main(int argc, char **argv)
 			RUNS = atoi(argv[++a]);
 		} else if (a + 1 < argc && strcmp(argv[a], "--impl") == 0) {
 			a++;
-			impl_first = impl_last = strcmp(argv[a], "kds") == 0 ? 0 : 1;
+			impl_first = impl_last = strcmp(argv[a], "kds") == 0	   ? 0
+						 : strcmp(argv[a], "kds2013") == 0 ? 1
+										   : SEED;
 		} else {
 			fprintf(stderr, "bench: unknown argument %s\n", argv[a]);
 			return 2;
@@ -520,7 +588,8 @@ int main(int argc, char **argv)
 	calibrate_stamps();
 	fprintf(stderr, "bench: direct-callback hand-off stamped with %s (%.4f ns per tick)%s\n",
 		STAMP_SOURCE, ns_per_stamp, single_threaded ? "; single-threaded process" : "");
-	if (kds_callback_init(&kds_stamp_cb, 1, stamp_cb) || kds_callback_init(&kds_noop_cb, 1, noop_cb))
+	if (kds_callback_init(&kds_stamp_cb, 1, stamp_cb) || kds_callback_init(&kds_noop_cb, 1, noop_cb) ||
+	    kds_callback_init(&kds_release_cb, 1, release_own_cb))
 		abort();
 	printf("workload\timplementation\tmedian_ns\truns\n");
 	for (size_t w = 0; w < sizeof workloads / sizeof *workloads; w++) {
@@ -531,18 +600,22 @@ int main(int argc, char **argv)
 			continue;
 		if (busy && wl->kind == 4)
 			busy_start();
-		uint64_t r[2][16];
+		/* The floor runs once (no implementation); term runs kds's 2012 entry points. */
+		int single = wl->kind == 5 || wl->kind == 6;
+		uint64_t r[NIMPL][16];
 		for (int run = 0; run < RUNS; run++) {
-			for (int j = 0; j < 2; j++) {
-				int i = (j + run) % 2; /* alternate which goes first */
-				if (i >= impl_first && i <= impl_last)
+			for (int j = 0; j < NIMPL; j++) {
+				int i = (j + run) % NIMPL; /* rotate which goes first */
+				if (i >= impl_first && i <= impl_last && !(single && i != impl_first))
 					r[i][run] = run_one(wl, &impls[i]);
 			}
 		}
 		busy_stop();
 		for (int i = impl_first; i <= impl_last; i++) {
-			if (wl->kind == 5 && i != impl_first)
-				continue; /* no implementation: one line */
+			if (single && i != impl_first)
+				continue; /* one line */
+			if (wl->kind == 6 && i == SEED)
+				continue; /* kds only */
 			printf("%s\t%s\t%llu\t%d\n", name,
 			       wl->kind == 5 ? "atomics only (k CAS + k fetch_sub)" : impls[i].name,
 			       (unsigned long long)median(r[i], RUNS), RUNS);
@@ -551,5 +624,6 @@ int main(int argc, char **argv)
 	}
 	kds_callback_term(&kds_stamp_cb);
 	kds_callback_term(&kds_noop_cb);
+	kds_callback_term(&kds_release_cb);
 	return 0;
 }

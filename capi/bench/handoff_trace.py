@@ -4,12 +4,17 @@
 # `HANDOFF instructions locked`: every instruction executed, and those that are a locked
 # read-modify-write on x86_64 (a lock prefix, or an xchg with memory). Invoked as
 #   gdb -q -batch -ex 'py impl = "kds"' -x capi/bench/handoff_trace.py target/capi-bench/bench
-# with impl "kds" (the release: kds_resource_set_release) or "seed" (sp_release).
+# with impl "kds" (the release: kds_resource_set_release), "kds2013" (the 2013 form's calls:
+# kds_resource_set_release_sync) or "seed" (sp_release).
 import re
 
 import gdb
 
-release = {"kds": "kds_resource_set_release", "seed": "sp_release"}[impl]  # noqa: F821
+release = {
+    "kds": "kds_resource_set_release",
+    "kds2013": "kds_resource_set_release_sync",
+    "seed": "sp_release",
+}[impl]  # noqa: F821
 gdb.execute("set pagination off")
 gdb.execute("set confirm off")
 gdb.execute("break stamp_cb")

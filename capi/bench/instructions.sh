@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Instructions per request + release of each uncontended C row of capi/bench (kds.h and the
-# seed port), under callgrind: counts, unlike times, do not move with this VM's noise.
-# One line per row: `workload  kds  seed  kds/seed`. ITERS (default 20000) sets the
+# Instructions per request + release of each uncontended C row of capi/bench (kds.h in its
+# 2012 form, in its 2013 form (7-argument kds_async_waitall, kds_resource_set_release_sync),
+# and the seed port), under callgrind: counts, unlike times, do not move with this VM's noise.
+# One line per row: `workload  kds  kds2013  seed  kds/seed  kds2013/kds`. ITERS (default 20000) sets the
 # iterations; arguments (default: every uncontended row) pick rows by name. Then, where gdb
 # is installed and no rows were named, the direct-callback hand-off stepped under gdb
 # (handoff_trace.py): instructions, and locked read-modify-writes, from the release's entry
@@ -13,7 +14,7 @@ iters=${ITERS:-20000}
 cargo build --locked --release -p kds-capi >&2
 out=target/capi-bench
 mkdir -p "$out"
-cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude -Icapi/bench capi/bench/bench.c \
+cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude -Icapi/bench capi/bench/bench.c capi/bench/forms_2013.c \
     target/release/libkds.a -lpthread -ldl -lm -o "$out/bench"
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=("sync k=1" "sync k=4" "sync k=8" "async direct k=1" \
@@ -28,11 +29,13 @@ count() { # impl row -> instructions per iteration
         sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
     awk -v t="$total" -v n="$iters" 'BEGIN { printf "%.0f", t / n }'
 }
-printf 'workload\tkds\tseed\tkds/seed\n'
+printf 'workload\tkds\tkds2013\tseed\tkds/seed\tkds2013/kds\n'
 for r in "${rows[@]}"; do
     k=$(count kds "$r")
+    f=$(count kds2013 "$r")
     s=$(count seed "$r")
-    awk -v r="$r" -v k="$k" -v s="$s" 'BEGIN { printf "%s\t%d\t%d\t%.2f\n", r, k, s, k / s }'
+    awk -v r="$r" -v k="$k" -v f="$f" -v s="$s" \
+        'BEGIN { printf "%s\t%d\t%d\t%d\t%.2f\t%.3f\n", r, k, f, s, k / s, f / k }'
 done
 if [ "$#" -eq 0 ] && command -v gdb >/dev/null; then
     trace() { # impl -> "instructions locked"
@@ -40,8 +43,11 @@ if [ "$#" -eq 0 ] && command -v gdb >/dev/null; then
             sed -n 's/^HANDOFF //p'
     }
     read -r ki kl <<<"$(trace kds)"
+    read -r fi fl <<<"$(trace kds2013)"
     read -r si sl <<<"$(trace seed)"
-    [ -n "${ki:-}" ] && [ -n "${si:-}" ] || { echo "handoff trace failed (gdb)" >&2; exit 1; }
-    awk -v ki="$ki" -v si="$si" 'BEGIN { printf "handoff direct callback (release to callback)\t%d\t%d\t%.2f\n", ki, si, ki / si }'
-    printf 'handoff direct callback: locked RMWs\t%d\t%d\n' "$kl" "$sl"
+    [ -n "${ki:-}" ] && [ -n "${fi:-}" ] && [ -n "${si:-}" ] ||
+        { echo "handoff trace failed (gdb)" >&2; exit 1; }
+    awk -v ki="$ki" -v fi="$fi" -v si="$si" \
+        'BEGIN { printf "handoff direct callback (release to callback)\t%d\t%d\t%d\t%.2f\t%.3f\n", ki, fi, si, ki / si, fi / ki }'
+    printf 'handoff direct callback: locked RMWs\t%d\t%d\t%d\n' "$kl" "$fl" "$sl"
 fi

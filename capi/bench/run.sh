@@ -8,6 +8,6 @@ cd "$(dirname "$0")/../.."
 cargo build --locked --release -p kds-capi
 out=target/capi-bench
 mkdir -p "$out"
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -Iinclude -Icapi/bench capi/bench/bench.c \
+cc -std=gnu11 -O2 -Wall -Wextra -Werror -Iinclude -Icapi/bench capi/bench/bench.c capi/bench/forms_2013.c \
     target/release/libkds.a -lpthread -ldl -lm -o "$out/bench"
 "$out/bench" "$@" | tee "$out/results.tsv"

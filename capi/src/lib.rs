@@ -1,17 +1,20 @@
-//! # kds-capi: the 2012 `kds.h`, as a C library over kds's lock-free engine
+//! # kds-capi: `kds.h` (the 2012 RFC's and the shipped drivers'), as a C library over kds's lock-free engine
 //!
-//! This crate builds `libkds.a` and `libkds.so`, which export the functions of the 2012 KDS
-//! RFC's `include/linux/kds.h` with the same names and signatures, declared by the
-//! hand-written `include/kds.h` at the top of the repository. A C program written against the
-//! seed's header builds against ours and links against this library unchanged (the user-space
-//! meaning of jiffies, `ERR_PTR` and signals is spelled out in the header and in
-//! `docs/c-api.md`).
+//! This crate builds `libkds.a` and `libkds.so`, which export the functions of the kernel's
+//! `include/linux/kds.h` with the same names and signatures, declared by the hand-written
+//! `include/kds.h` at the top of the repository, in both forms drivers were written against:
+//! the 2012 RFC's (the default) and, with `KDS_API_VERSION 2013`, the later one with the
+//! 7-argument `kds_async_waitall` (exported as [`set::kds_async_waitall_2013`]), both with
+//! [`set::kds_resource_set_release_sync`] and an `int` [`resource::kds_resource_term`]. A C
+//! program written against either header builds against ours and links against this library
+//! (the user-space meaning of jiffies, `ERR_PTR` and signals is spelled out in the header and
+//! in `docs/c-api.md`).
 //!
 //! ## How the C objects map onto kds
 //!
 //! - `struct kds_resource` is caller-owned storage (a complete C type, so it can be embedded
 //!   by value) holding a live-marker word and a [`kds::Resource`] handle, written in place by
-//!   `kds_resource_init` and dropped by `kds_resource_term`. Sets granted at once borrow the
+//!   `kds_resource_init` and moved out by `kds_resource_term`. Sets granted at once borrow the
 //!   handle without a count; `kds_resource_term` frees a resource only once nothing uses it
 //!   and every release that may still read it has finished, so terminating a resource that
 //!   is still in use is safe (spec rule 10; see [`resource`] and [`set`]).
@@ -34,7 +37,7 @@
 //! return: a Rust panic never unwinds into C.
 //!
 //! The layout of the storage structs is asserted at compile time against the word counts
-//! that `include/kds.h` declares ([`abi::RESOURCE_WORDS`], [`abi::CALLBACK_WORDS`]), and a unit
+//! that `include/kds.h` declares ([`abi::RESOURCE_WORDS`], [`abi::CALLBACK_PRIVATE_WORDS`]), and a unit
 //! test reads the header to check they agree.
 
 #![allow(non_camel_case_types)]

@@ -88,7 +88,7 @@ pub(crate) fn released(guard: &mut Option<kds::Guard<'static>>) {
 
 /// Releases the guard in `guard` with `word` odd during the engine's part of it (only this
 /// thread writes `word`).
-#[inline]
+#[inline(always)]
 fn mark(word: &AtomicU64, guard: &mut Option<kds::Guard<'static>>) {
     // Relaxed: only this thread writes its word. `| 1`: a word is odd only inside the engine,
     // which runs no C code, so it is even here (but a stuck odd word must not stay so).
@@ -101,11 +101,10 @@ fn mark(word: &AtomicU64, guard: &mut Option<kds::Guard<'static>>) {
     // Ends the release even if it unwinds (a caught panic must not leave the word odd, which
     // would hold up every `kds_resource_term` that waits for it).
     let end = End(word);
-    if let Some(guard) = guard.take() {
-        // The word goes even once the engine is done, before the grants are delivered: a
-        // callback that this release runs is no part of it.
-        guard.release_then(move || drop(end));
-    }
+    // In place (a guard is a set's size: a move is a copy of it). The word goes even once the
+    // engine is done, before the grants are delivered: a callback that this release runs is no
+    // part of it.
+    kds::Guard::release_then(guard, move || drop(end));
 }
 
 /// Makes a word even again, past any value it had: the end of a release.

@@ -39,6 +39,7 @@
 //! | `RUNNING` | G, after storing the guard | the callback started | R, if it sees `RUNNING`, takes the guard and drops it (releases the set); else G, seeing `RELEASED`, drops it and skips the callback |
 //! | `RELEASED` | R | the user released (or cancelled) the set | |
 //! | `PENDING_READY` | A, after storing the `Pending` | the request can be cancelled | R, if it sees `PENDING_READY`, cancels; else A, seeing `RELEASED`, cancels |
+//! | `DONE` | G, after the user's callback returned | the callback is over | a `release_sync` R that saw `RUNNING` without `DONE` waits for it (below) |
 //!
 //! A cancel that comes too late (kds granted the set meanwhile) is harmless: G runs, sees
 //! `RELEASED`, and drops the guard without calling the user. So a release that wins the race
@@ -46,6 +47,33 @@
 //! `cancel_work_sync` did); once the callback has started, a release releases the resources at
 //! once. Memory is an `Arc` shared by the C pointer, A (during the call) and G's closure,
 //! also kept in a per-thread cache.
+//!
+//! ## `release_sync`: waiting for a running callback
+//!
+//! `kds_resource_set_release_sync` is R as above, and then, if the callback has started and
+//! not returned on *another* thread, a wait for its return. The callback's end is one RMW
+//! right after the user's function returns: G's `DONE` for an `Arc` set; for a boxed set, A's
+//! clearing of `IN_CALL`, which A does as soon as `try_grant_now_scoped` returns, before the
+//! direct callbacks that the callback's own requests and releases queued run (they wait in the
+//! returned scope: a wait for them could wait for ever, and this way the bit costs no RMW of
+//! its own). "Another thread" is read from `runner`, the [`thread_tag`] that G (before
+//! `RUNNING`) or A (before publishing) wrote: on the runner's own thread, R runs inside that
+//! callback (or inside a callback nested in it), where waiting would wait for itself, so R
+//! returns like a plain release. The wait is a hand-over on the same byte:
+//!
+//! | bit | set by | meaning |
+//! |-----|--------|---------|
+//! | `DONE` | G, right after the user's callback returned (boxed sets: `IN_CALL` cleared) | the callback is over |
+//! | `SYNC_WAITER` | R, after storing a [`SyncWaiter`] in `waiter` (boxed sets: in its `RELEASED` RMW) | R waits for the callback's end |
+//!
+//! Of R's `SYNC_WAITER` RMW and the RMW that ends the callback, one sees the other: if R's
+//! sees the end, R goes on; else the ending side sees `SYNC_WAITER`, takes the waiter out of
+//! the cell and wakes it ([`wake`]). R waits on its own `SyncWaiter`, never on the set, so
+//! whoever recycles a boxed set (A, which sees `RELEASED` when it clears `IN_CALL`; or R, if
+//! A had left before R's RMW) never races a reader; a waiter left in the cell is dropped with
+//! it. A set that was granted but whose callback has not started (queued on a worker, or in a
+//! trampoline) needs no wait: G will see `RELEASED` and skip the callback. R delivers the
+//! direct callbacks its thread owes before it blocks (`kds::flush_before_blocking`).
 //!
 //! ## What keeps a resource alive
 //!
@@ -66,7 +94,7 @@ use crate::releasing::released;
 use crate::resource::{self, kds_resource};
 use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_int, c_ulong, c_void};
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{LocalKey, Thread};
 use std::time::Duration;
@@ -81,13 +109,18 @@ const RELEASED: u8 = 4;
 const PENDING_READY: u8 = 8;
 /// Boxed sets from `kds_async_waitall`: A is still inside the call.
 const IN_CALL: u8 = 16;
-/// Arc sets: G's user callback has returned.
+/// Arc sets: G's user callback has returned (a boxed set's end is its `IN_CALL` cleared).
 const DONE: u8 = 32;
-/// A `release_sync` (R) waits for the callback to return, its thread handle in `waiter`.
+/// A `release_sync` (R) waits for `DONE`, its [`SyncWaiter`] in `waiter`.
 const SYNC_WAITER: u8 = 64;
-/// The party that ends the callback took R's handle out of `waiter`: R may go on (and, for a
-/// boxed set, recycle it).
-const WOKEN: u8 = 128;
+
+/// A `release_sync` waiting for a callback's end: woken by the party that sets `DONE`.
+struct SyncWaiter {
+    /// The waiting thread (`None` while its locals are being destroyed: it then polls).
+    thread: Option<Thread>,
+    /// Set by the waker, after which it touches nothing of R's but this `Arc`.
+    woken: AtomicBool,
+}
 
 /// `struct kds_resource_set`: one request (opaque in C). See the module docs for the
 /// protocols.
@@ -108,16 +141,17 @@ pub struct kds_resource_set {
     /// RMW saw that, to tell whether it is itself inside that callback (where it must not
     /// wait). Relaxed: those RMWs order it.
     runner: AtomicUsize,
-    /// A waiting `release_sync`'s thread: written by R before it sets `SYNC_WAITER`; then
-    /// taken by the party whose RMW saw `SYNC_WAITER` (it wakes R), or by R itself if its RMW
-    /// saw that the callback had already returned.
-    waiter: UnsafeCell<Option<Thread>>,
+    /// A waiting `release_sync`: written by R before it sets `SYNC_WAITER`; then taken by
+    /// the party whose `DONE` RMW saw `SYNC_WAITER` (it wakes R); else left for whoever
+    /// recycles the set, or taken back by R if it is that party.
+    waiter: UnsafeCell<Option<Arc<SyncWaiter>>>,
 }
 
 // SAFETY: `state` and `runner` are atomic. Each `UnsafeCell` has one writer at a time, handed
 // over by the RMWs on `state` and `*pprset` (AcqRel, so the hand-over also publishes the
 // cell's contents). The waiter cell is R's until R's RMW sets SYNC_WAITER, then the waker's
-// (whose RMW saw the bit) until it sets WOKEN, or R's again if R's RMW saw the callback over. Arc sets: the guard cell is G's until G sets RUNNING, then R's if R's fetch_or
+// if its DONE RMW saw the bit, else the recycler's (R touches the set no more after its RMW,
+// unless that RMW showed it the set is its to recycle). Arc sets: the guard cell is G's until G sets RUNNING, then R's if R's fetch_or
 // saw RUNNING, else still G's; the pending cell is A's until A sets PENDING_READY, then R's
 // if R saw PENDING_READY, else still A's. Boxed sets: every cell is A's until A publishes the
 // pointer; then the guard cell is R's, and `request` is only read (by A's `try_grant_now`
@@ -131,7 +165,7 @@ const _: () = {
     send::<kds::Guard<'static>>();
     send::<kds::Pending>();
     send::<kds::ResourceSet<'static>>();
-    send::<Thread>();
+    send::<Arc<SyncWaiter>>();
 };
 
 thread_local! {
@@ -192,10 +226,10 @@ unsafe fn recycle(set: *mut kds_resource_set) {
     // SAFETY: made by `Box::into_raw` (`new_boxed`), and no longer used elsewhere (contract).
     let mut set = unsafe { Box::from_raw(set) };
     *set.state.get_mut() = BOXED;
-    debug_assert!(
-        set.waiter.get_mut().is_none(),
-        "a waiter left in a recycled set"
-    );
+    if set.waiter.get_mut().is_some() {
+        // A release_sync that saw DONE left its waiter here (it never comes back for it).
+        drop_waiter(&mut set);
+    }
     let request = set.request.get_mut();
     if request.len() > INLINE_ENTRIES {
         // Past its inline room a set keeps its entries in a heap list (up to `MAX_SET_LEN`):
@@ -203,6 +237,13 @@ unsafe fn recycle(set: *mut kds_resource_set) {
         *request = kds::ResourceSet::new();
     }
     keep_cached(&BOXED_SETS, set);
+}
+
+/// Drops a waiter left in a set being recycled (rare: out of line).
+#[cold]
+#[inline(never)]
+fn drop_waiter(set: &mut kds_resource_set) {
+    drop(set.waiter.get_mut().take());
 }
 
 /// Releases a boxed set that R alone holds (marked as running, see [`released`]) and takes
@@ -372,7 +413,9 @@ unsafe fn slot<'a>(pprset: *mut *mut kds_resource_set) -> &'a AtomicPtr<kds_reso
     unsafe { AtomicPtr::from_ptr(pprset) }
 }
 
-/// G: runs when kds grants an async set (once; see the module docs).
+/// G: runs when kds grants an async set (once; see the module docs). Inlined into the grant
+/// closure: it is the hand-off's path from the grant to the user's callback.
+#[inline(always)]
 fn on_granted(
     set: Arc<kds_resource_set>,
     guard: kds::Guard<'static>,
@@ -397,13 +440,7 @@ fn on_granted(
     // SAFETY: the user's function, called with the user's parameters from the thread the
     // callback object's dispatch mode names, as kds.h documents.
     unsafe { user_cb(p1.0, p2.0) };
-    // AcqRel: Release publishes the callback's end (and everything it did) to a release_sync
-    // that sees DONE; Acquire sees its handle if it registered first.
-    let prev = set.state.fetch_or(DONE, Ordering::AcqRel);
-    if prev & SYNC_WAITER != 0 {
-        // SAFETY: R registered before our RMW, which saw it; the set is alive (our reference).
-        unsafe { wake(&*set) };
-    }
+    callback_done(&set);
     // After the callback, not before: its reference count's RMW is no part of the hand-off
     // (and a callback that releases its set cannot be the last reference, so the cache still
     // gets the allocation from here).
@@ -439,19 +476,21 @@ pub unsafe extern "C" fn kds_async_waitall(
     exclusive_access_bitmap: *mut c_ulong,
     resource_list: *mut *mut kds_resource,
 ) -> c_int {
-    // SAFETY: the caller's contract is this function's.
-    unsafe {
-        async_waitall(
-            pprset,
-            flags,
-            cb,
-            callback_parameter,
-            callback_extra_parameter,
-            number_resources,
-            exclusive_access_bitmap,
-            resource_list,
-        )
-    }
+    no_unwind(-EFAULT, move || {
+        // SAFETY: the caller's contract is this function's.
+        unsafe {
+            async_waitall(
+                pprset,
+                flags,
+                cb,
+                callback_parameter,
+                callback_extra_parameter,
+                number_resources,
+                exclusive_access_bitmap,
+                resource_list,
+            )
+        }
+    })
 }
 
 /// The shipped kernels' 7-argument `kds_async_waitall` (`KDS_API_VERSION 2013` in
@@ -459,7 +498,7 @@ pub unsafe extern "C" fn kds_async_waitall(
 /// kds_resource_set **pprset, struct kds_callback *cb, void *callback_parameter, void
 /// *callback_extra_parameter, int number_resources, unsigned long *exclusive_access_bitmap,
 /// struct kds_resource **resource_list)`. Those kernels had no flags: a request waits in line
-/// (`KDS_FLAG_LOCKED_WAIT`). Otherwise [`kds_async_waitall`], the same code inlined.
+/// (`KDS_FLAG_LOCKED_WAIT`). Otherwise [`kds_async_waitall`], the same body inlined.
 ///
 /// # Safety
 ///
@@ -474,22 +513,25 @@ pub unsafe extern "C" fn kds_async_waitall_2013(
     exclusive_access_bitmap: *mut c_ulong,
     resource_list: *mut *mut kds_resource,
 ) -> c_int {
-    // SAFETY: the caller's contract is this function's, and [`kds_async_waitall`]'s.
-    unsafe {
-        async_waitall(
-            pprset,
-            KDS_FLAG_LOCKED_WAIT,
-            cb,
-            callback_parameter,
-            callback_extra_parameter,
-            number_resources,
-            exclusive_access_bitmap,
-            resource_list,
-        )
-    }
+    no_unwind(-EFAULT, move || {
+        // SAFETY: the caller's contract is this function's, and [`kds_async_waitall`]'s.
+        unsafe {
+            async_waitall(
+                pprset,
+                KDS_FLAG_LOCKED_WAIT,
+                cb,
+                callback_parameter,
+                callback_extra_parameter,
+                number_resources,
+                exclusive_access_bitmap,
+                resource_list,
+            )
+        }
+    })
 }
 
-/// The body of both `kds_async_waitall` forms.
+/// The body of both `kds_async_waitall` forms, inlined into each export's `no_unwind`
+/// closure (with the flags a constant in the 2013 form's).
 ///
 /// # Safety
 ///
@@ -506,7 +548,7 @@ unsafe fn async_waitall(
     exclusive_access_bitmap: *mut c_ulong,
     resource_list: *mut *mut kds_resource,
 ) -> c_int {
-    no_unwind(-EFAULT, move || {
+    {
         if pprset.is_null() {
             return -EFAULT;
         }
@@ -551,7 +593,7 @@ unsafe fn async_waitall(
                 (*set).state.store(BOXED | IN_CALL, Ordering::Relaxed);
                 (*set).runner.store(thread_tag(), Ordering::Relaxed);
             }
-            let ran = request.try_grant_now(|guard| {
+            let ran = request.try_grant_now_scoped(move |guard| {
                 // SAFETY: the guard cell is A's until the set is published, just below. A
                 // write, not an assignment: the cell is `None` (`recycle`), nothing to drop.
                 unsafe { (*set).guard.get().write(Some(guard)) };
@@ -562,21 +604,25 @@ unsafe fn async_waitall(
                 // direct callback object, as kds.h documents.
                 unsafe { user_cb(p1.0, p2.0) };
             });
-            if ran.is_some() {
+            if let Some(((), queued_callbacks)) = ran {
+                // The callback has returned, the call no longer borrows the set, and the
+                // direct callbacks it queued have not run yet (they wait in the scope): so
+                // this RMW is also the callback's end for a release_sync (module docs).
                 // AcqRel: Release hands the set to R (this call no longer touches it once the
-                // bit is clear); Acquire sees R's release of the guard if R came first.
+                // bit is clear) and publishes the callback's effects; Acquire sees R's
+                // release of the guard and its waiter if R came first.
                 // SAFETY: R recycles the set only after seeing IN_CALL clear, so it is live.
                 let prev = unsafe { (*set).state.fetch_and(!IN_CALL, Ordering::AcqRel) };
-                if prev & SYNC_WAITER != 0 {
-                    // A release_sync on another thread waits for the callback's end: it takes
-                    // the set back once woken.
-                    // SAFETY: R registered before our RMW, which saw it, and recycles only
-                    // after WOKEN.
-                    unsafe { wake(set) };
-                } else if prev & RELEASED != 0 {
-                    // SAFETY: R released the guard and left the set to us.
+                if prev & RELEASED != 0 {
+                    if prev & SYNC_WAITER != 0 {
+                        // SAFETY: R registered in its RELEASED RMW, which we saw.
+                        unsafe { wake(set) };
+                    }
+                    // SAFETY: R released the guard and left the set to us (a release_sync
+                    // touches it no more once its RMW saw IN_CALL).
                     unsafe { recycle(set) };
                 }
+                drop(queued_callbacks); // they run now
                 return 0;
             }
             // Not granted at once: never published.
@@ -588,7 +634,7 @@ unsafe fn async_waitall(
         // request, if any, was made from a copy of it).
         unsafe { recycle(set) };
         out
-    })
+    }
 }
 
 /// The rest of `kds_async_waitall` (A, module docs): an `Arc` set whose grant closure is G.
@@ -836,8 +882,8 @@ unsafe fn release<const SYNC: bool>(pprset: *mut *mut kds_resource_set) {
 }
 
 /// `release_sync` of a boxed set whose direct callback A may still be running on another
-/// thread: registers, and waits until A has left the call (its `IN_CALL` cleared), then
-/// recycles the set. The guard is already released.
+/// thread (module docs): registers a waiter with `RELEASED`, and waits for A to clear
+/// `IN_CALL` (right after the callback) unless it came first. The guard is already released.
 ///
 /// # Safety
 ///
@@ -846,92 +892,108 @@ unsafe fn release<const SYNC: bool>(pprset: *mut *mut kds_resource_set) {
 #[cold]
 #[inline(never)]
 unsafe fn release_boxed_sync(raw: *mut kds_resource_set) {
-    let me = this_thread();
+    let waiter = new_waiter();
     // SAFETY: the waiter cell is R's until its RMW below (module docs); the set is live
     // until RELEASED is set.
-    unsafe { *(*raw).waiter.get() = me };
-    // AcqRel: Release publishes the handle to A; Acquire sees A's accesses if A left first.
+    unsafe { *(*raw).waiter.get() = Some(Arc::clone(&waiter)) };
+    // AcqRel: Release publishes the waiter to A; Acquire sees the callback's effects if its
+    // DONE came first, and A's last accesses if it left the call first.
     // SAFETY: live, as just said.
     let prev = unsafe {
         (*raw)
             .state
             .fetch_or(RELEASED | SYNC_WAITER, Ordering::AcqRel)
     };
-    if prev & IN_CALL != 0 {
-        // A will see SYNC_WAITER, take the handle and set WOKEN; it never recycles.
-        // SAFETY: A recycles nothing now; we do, after WOKEN.
-        unsafe { park_until_woken(raw) };
+    if prev & IN_CALL == 0 {
+        // A left before our RMW and saw neither bit: the set is ours (its waiter cell too).
+        // SAFETY: the guard is gone (released above), and A no longer touches the set.
+        unsafe { recycle(raw) };
     } else {
-        // A left before our RMW, saw neither bit, and will not touch the set again.
-        // SAFETY: ours alone now.
-        drop(unsafe { (*(*raw).waiter.get()).take() });
+        // A's IN_CALL RMW, right after the callback, will see SYNC_WAITER and wake us; A
+        // recycles the set then (it sees RELEASED). We touch the set no more.
+        wait_woken(&waiter);
     }
-    // SAFETY: the guard is gone (released above), A is done with the set, and so is the
-    // waker (it set WOKEN last).
-    unsafe { recycle(raw) };
 }
 
-/// `release_sync` of an Arc set whose callback G started on another thread and has not
-/// finished (by our RMW): registers, and waits for G's `DONE`.
+/// `release_sync` of an Arc set whose callback G started on another thread and had not
+/// finished (by our RMW): registers a waiter, and waits for G's `DONE` unless it came first.
 #[cold]
 #[inline(never)]
 fn wait_for_done(set: &kds_resource_set) {
+    let waiter = new_waiter();
     // SAFETY: the waiter cell is R's until its RMW below (module docs).
-    unsafe { *set.waiter.get() = this_thread() };
-    // AcqRel: Release publishes the handle to G; Acquire sees the callback's effects if it
+    unsafe { *set.waiter.get() = Some(Arc::clone(&waiter)) };
+    // AcqRel: Release publishes the waiter to G; Acquire sees the callback's effects if it
     // finished first.
     let prev = set.state.fetch_or(SYNC_WAITER, Ordering::AcqRel);
     if prev & DONE != 0 {
-        // G's DONE came first and saw no waiter: the handle is still ours.
+        // G's DONE came first and saw no waiter: the cell is ours again (and the set is
+        // alive: our reference).
         // SAFETY: as just said, G does not touch the cell.
         drop(unsafe { (*set.waiter.get()).take() });
         return;
     }
-    // SAFETY: G wakes us after DONE; the set is alive (our reference).
-    unsafe { park_until_woken(set) };
+    wait_woken(&waiter);
 }
 
-/// The calling thread's handle, for a waker to unpark (`None` while the thread's locals are
-/// being destroyed: the wait then yields instead of parking).
-fn this_thread() -> Option<Thread> {
-    std::panic::catch_unwind(std::thread::current).ok()
+/// A waiter for this thread.
+fn new_waiter() -> Arc<SyncWaiter> {
+    Arc::new(SyncWaiter {
+        // `None` while this thread's locals are being destroyed (`thread::current` panics
+        // then): the wait polls instead of parking.
+        thread: std::panic::catch_unwind(std::thread::current).ok(),
+        woken: AtomicBool::new(false),
+    })
 }
 
-/// R's wait for `WOKEN`. Delivers first what this thread owes (direct callbacks queued while
-/// it runs one): the callback waited for may need one of them to run.
-///
-/// # Safety
-///
-/// `set` is live until this returns, and R registered as its waiter.
-unsafe fn park_until_woken(set: *const kds_resource_set) {
+/// R's wait for the waker. Delivers first what this thread owes (direct callbacks queued
+/// while it runs one): the callback waited for may need one of them to run.
+fn wait_woken(waiter: &SyncWaiter) {
     kds::flush_before_blocking();
-    // Acquire: pairs with the waker's Release; the callback's end and its take of the handle
-    // come before.
-    // SAFETY: live (contract).
-    while unsafe { (*set).state.load(Ordering::Acquire) } & WOKEN == 0 {
-        if cfg!(miri) {
-            std::thread::yield_now();
+    // Acquire: pairs with the waker's Release; the callback's end comes before.
+    while !waiter.woken.load(Ordering::Acquire) {
+        if waiter.thread.is_some() && !cfg!(miri) {
+            // Spurious wake-ups loop; an unpark that came first returns at once.
+            std::thread::park();
         } else {
-            // Spurious wake-ups loop; a waiter without a handle (no unpark comes) times out.
-            std::thread::park_timeout(Duration::from_millis(1));
+            std::thread::yield_now();
         }
     }
 }
 
-/// Wakes the `release_sync` waiting on `set`: the caller's RMW saw `SYNC_WAITER` (and so the
-/// handle stored before it), and the callback has returned.
+/// The end of G's user callback: sets `DONE`, and wakes a `release_sync` that waits for it.
+/// (Always an RMW: such a release_sync learns from its `RELEASED` RMW that the callback runs,
+/// and registers with a second one, so a `RELEASED` seen here does not say nobody waits.)
+#[inline(always)]
+fn callback_done(set: &kds_resource_set) {
+    // AcqRel: Release publishes the callback's end (and everything it did) to a release_sync
+    // that sees DONE; Acquire sees its waiter if it registered first.
+    let prev = set.state.fetch_or(DONE, Ordering::AcqRel);
+    if prev & SYNC_WAITER != 0 {
+        // SAFETY: R registered before our RMW, which saw it; live (the caller's reference).
+        unsafe { wake(set) };
+    }
+}
+
+/// Wakes the `release_sync` waiting on `set`: the caller's RMW that ends the callback (`DONE`,
+/// or a boxed set's `IN_CALL` clear) saw `SYNC_WAITER`, and so the waiter stored before it.
 ///
 /// # Safety
 ///
-/// `set` is live during the call, and this caller's RMW saw `SYNC_WAITER`.
+/// `set` is live during the call, and this caller's RMW that ends the callback saw
+/// `SYNC_WAITER`.
+#[cold]
+#[inline(never)]
 unsafe fn wake(set: *const kds_resource_set) {
-    // SAFETY: the waiter cell is the waker's until it sets WOKEN (module docs).
+    // SAFETY: the waiter cell is the waker's now (module docs).
     let waiter = unsafe { (*(*set).waiter.get()).take() };
-    // Release: R, seeing WOKEN, may recycle the set; this is our last access to it.
-    // SAFETY: live (contract).
-    unsafe { (*set).state.fetch_or(WOKEN, Ordering::Release) };
-    if let Some(thread) = waiter {
-        thread.unpark();
+    if let Some(waiter) = waiter {
+        // Release: R's Acquire load sees the callback's end. After this R may go on; we keep
+        // our own reference to the waiter for the unpark.
+        waiter.woken.store(true, Ordering::Release);
+        if let Some(thread) = &waiter.thread {
+            thread.unpark();
+        }
     }
 }
 
@@ -941,7 +1003,6 @@ mod tests {
     use crate::callback::{kds_callback_init, kds_callback_term};
     use crate::resource::{kds_resource_init, kds_resource_term};
     use std::mem::MaybeUninit;
-    use std::sync::atomic::AtomicBool;
 
     /// Runs `f` with one live resource and a direct callback object for `cb`, then checks
     /// the resource is free and terminates both.
@@ -1176,10 +1237,147 @@ mod tests {
         }
     }
 
+    /// What the `release_sync` tests' callback does: marks its start, spins while `hold`,
+    /// marks its end; with `own` non-null, release_syncs its own set (`*own`) first.
+    struct Slow {
+        started: AtomicBool,
+        hold: AtomicBool,
+        finished: AtomicBool,
+        /// The address of the set's `*pprset` word, or 0.
+        own_slot: usize,
+    }
+
+    unsafe extern "C" fn slow(p1: *mut c_void, _: *mut c_void) {
+        // SAFETY: the tests pass a `Slow` that outlives every callback (they drain them).
+        let s = unsafe { &*(p1 as *const Slow) };
+        if s.own_slot != 0 {
+            let slot = s.own_slot as *mut *mut kds_resource_set;
+            // Inside its own callback: releases, never waits for itself.
+            // SAFETY: the slot the test's request wrote, accessed only through the library.
+            unsafe { kds_resource_set_release_sync(slot) };
+            // SAFETY: as above.
+            let word = unsafe { AtomicPtr::from_ptr(slot) };
+            assert!(word.load(Ordering::Acquire).is_null());
+        }
+        s.started.store(true, Ordering::SeqCst);
+        while s.hold.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        s.finished.store(true, Ordering::SeqCst);
+    }
+
+    fn new_slow(own_slot: usize) -> Slow {
+        Slow {
+            started: AtomicBool::new(false),
+            hold: AtomicBool::new(own_slot == 0),
+            finished: AtomicBool::new(false),
+            own_slot,
+        }
+    }
+
+    fn none_ptr() -> *mut c_void {
+        std::ptr::null_mut()
+    }
+
+    /// `release_sync` waits for a callback running on another thread: a direct one granted
+    /// at once inside another thread's `kds_async_waitall` (a boxed set, `IN_CALL`), and one
+    /// on a worker (an `Arc` set, `RUNNING` without `DONE`); called from its own callback,
+    /// on either kind, it releases and returns. Under Miri this checks the waiter hand-over
+    /// (the `waiter` cell, `SYNC_WAITER`, `DONE`) for data races.
+    #[test]
+    fn release_sync_waits_for_a_running_callback() {
+        let mut r = MaybeUninit::<kds_resource>::zeroed();
+        let mut direct = MaybeUninit::<kds_callback>::zeroed();
+        let mut worker = MaybeUninit::<kds_callback>::zeroed();
+        let (r, direct, worker) = (r.as_mut_ptr(), direct.as_mut_ptr(), worker.as_mut_ptr());
+        // SAFETY: zeroed storage of the right types; the library is the only other user.
+        unsafe {
+            kds_resource_init(r);
+            assert_eq!(kds_callback_init(direct, 1, Some(slow)), 0);
+            assert_eq!(kds_callback_init(worker, 0, Some(slow)), 0);
+        }
+        let mut list = [r];
+        let mut excl: c_ulong = 1;
+        let (bm, ls) = (&mut excl as *mut c_ulong, list.as_mut_ptr());
+        let none = none_ptr();
+        let flags = KDS_FLAG_LOCKED_WAIT;
+        // Addresses, to cross to the requesting thread (raw pointers are not `Send`).
+        let (bmu, lsu) = (bm as usize, ls as usize);
+        for cb in [direct, worker] {
+            let slow = new_slow(0);
+            let word = AtomicPtr::new(std::ptr::null_mut::<kds_resource_set>());
+            let (cbu, pu) = (cb as usize, &slow as *const Slow as usize);
+            std::thread::scope(|sc| {
+                // The request (for the direct callback object, its callback runs in here).
+                sc.spawn(|| {
+                    let (cb, p) = (cbu as *mut kds_callback, pu as *mut c_void);
+                    let (bm, ls) = (bmu as *mut c_ulong, lsu as *mut *mut kds_resource);
+                    // SAFETY: live resource and callback, arrays of one, the word accessed
+                    // only through the library meanwhile.
+                    let rc = unsafe {
+                        kds_async_waitall(word.as_ptr(), flags, cb, p, none_ptr(), 1, bm, ls)
+                    };
+                    assert_eq!(rc, 0);
+                });
+                while !slow.started.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                sc.spawn(|| {
+                    for _ in 0..50 {
+                        std::thread::yield_now();
+                    }
+                    slow.hold.store(false, Ordering::SeqCst);
+                });
+                // SAFETY: as above.
+                unsafe { kds_resource_set_release_sync(word.as_ptr()) };
+                assert!(
+                    slow.finished.load(Ordering::SeqCst),
+                    "returned while it ran"
+                );
+                assert!(word.load(Ordering::Acquire).is_null());
+            });
+        }
+        // From its own callback: a boxed set (direct, granted at once) and an Arc set (worker).
+        for cb in [direct, worker] {
+            let mut own: *mut kds_resource_set = std::ptr::null_mut();
+            let slot = &mut own as *mut *mut kds_resource_set;
+            let slow = new_slow(slot as usize);
+            let p = &slow as *const Slow as *mut c_void;
+            // SAFETY: as above; `slot` outlives the callback (drained below).
+            unsafe {
+                assert_eq!(kds_async_waitall(slot, flags, cb, p, none, 1, bm, ls), 0);
+            }
+            while !slow.finished.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            // SAFETY: the word, accessed only through the library (done with it now).
+            assert!(unsafe { AtomicPtr::from_ptr(slot) }
+                .load(Ordering::Acquire)
+                .is_null());
+        }
+        // SAFETY: every callback has run (the worker's is drained by its term).
+        unsafe {
+            kds_callback_term(worker);
+            kds_callback_term(direct);
+            let mut probe = kds_waitall(1, bm, ls, 0);
+            assert!(!probe.is_null() && !is_err(probe), "left free");
+            kds_resource_set_release(&mut probe);
+            assert_eq!(crate::resource::kds_resource_term(r), 0);
+        }
+    }
+
     /// The state bits are distinct single bits.
     #[test]
     fn state_bits() {
-        let all = [BOXED, RUNNING, RELEASED, PENDING_READY, IN_CALL];
+        let all = [
+            BOXED,
+            RUNNING,
+            RELEASED,
+            PENDING_READY,
+            IN_CALL,
+            DONE,
+            SYNC_WAITER,
+        ];
         for (i, a) in all.iter().enumerate() {
             assert_eq!(a.count_ones(), 1);
             for b in &all[i + 1..] {

@@ -299,6 +299,36 @@ pub(crate) fn enter_direct() -> Option<DirectScope> {
 /// See [`enter_direct`].
 pub(crate) struct DirectScope;
 
+/// The trampoline of a direct callback that
+/// [`ResourceSet::try_grant_now_scoped`](crate::ResourceSet::try_grant_now_scoped) ran on this
+/// thread, kept open after it: while it lives, the direct callbacks granted on this thread
+/// wait in its queue, as they do inside a callback (a wait that blocks delivers them first);
+/// dropping it leaves the trampoline and runs them, with the wake-ups queued meanwhile.
+///
+/// It belongs to its thread (not `Send`). Drop it soon: the sets whose callbacks it holds
+/// are granted, and their callbacks wait for it.
+#[must_use = "dropping it runs the direct callbacks that were queued, at once"]
+pub struct CallbackScope {
+    _scope: DirectScope,
+    /// This thread's trampoline: not `Send` or `Sync`.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl CallbackScope {
+    pub(crate) fn new(scope: DirectScope) -> Self {
+        CallbackScope {
+            _scope: scope,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+impl std::fmt::Debug for CallbackScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackScope").finish_non_exhaustive()
+    }
+}
+
 impl Drop for DirectScope {
     #[inline]
     fn drop(&mut self) {

@@ -10,6 +10,9 @@
  *   - two racing release_sync calls on one pprset: exactly one does the work;
  *   - release_sync racing a grant, many rounds: no callback of a round starts or runs on
  *     after that round's release_sync returned;
+ *   - it waits for the callback only, not for the direct callbacks that callback queued
+ *     (they run after it, still inside the kds_async_waitall that granted it): two threads,
+ *     each in such a queued callback, release_sync each other's finished sets;
  *   - a plain release never waits for a callback running on another thread. */
 #define KDS_API_VERSION 2013
 #include "common.h"
@@ -128,6 +131,56 @@ static void *race_thread(void *p)
 	return NULL;
 }
 
+/* The cross case: T's request s1 is granted at once and cb1 (direct) requests s2, whose
+ * callback cb2 is queued behind cb1 and runs, on T, after cb1 returned but before T's
+ * kds_async_waitall(s1) returns. U's request s4 likewise runs cb4 inside U's call. cb2
+ * release_syncs s4 (whose callback cb4 is running on U) while cb4 release_syncs s1 (whose
+ * callback cb1 has returned): cb4's call must not wait for T's call, or neither returns. */
+static struct kds_resource cx1, cx2, cx4;
+static struct kds_callback ccb1, ccb2, ccb4;
+static struct kds_resource_set *cs1, *cs2, *cs4;
+static volatile int cb1_returned, cb4_started, cb4_returned;
+
+static void cross_cb2(void *a, void *b)
+{
+	(void)a;
+	(void)b;
+	while (!__atomic_load_n(&cb4_started, __ATOMIC_SEQ_CST))
+		sched_yield();
+	kds_resource_set_release_sync(&cs4); /* waits for cb4 */
+	CHECK(__atomic_load_n(&cb4_returned, __ATOMIC_SEQ_CST));
+	kds_resource_set_release(&cs2);
+}
+
+static void cross_cb1(void *a, void *b)
+{
+	(void)a;
+	(void)b;
+	struct kds_resource *l = &cx2;
+	CHECK(kds_async_waitall(&cs2, &ccb2, NULL, NULL, 1, &excl, &l) == 0); /* queued: cb2 */
+	__atomic_store_n(&cb1_returned, 1, __ATOMIC_SEQ_CST);
+}
+
+static void cross_cb4(void *a, void *b)
+{
+	(void)a;
+	(void)b;
+	__atomic_store_n(&cb4_started, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&cb1_returned, __ATOMIC_SEQ_CST))
+		sched_yield();
+	sleep_ms(20); /* cb2 is waiting for this callback by now */
+	kds_resource_set_release_sync(&cs1); /* cb1 has returned: must not wait */
+	__atomic_store_n(&cb4_returned, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *cross_u(void *p)
+{
+	(void)p;
+	struct kds_resource *l = &cx4;
+	CHECK(kds_async_waitall(&cs4, &ccb4, NULL, NULL, 1, &excl, &l) == 0);
+	return NULL;
+}
+
 int main(void)
 {
 	struct kds_callback worker, direct, worker_self, direct_self, round_worker, round_direct;
@@ -237,6 +290,25 @@ int main(void)
 	CHECK(kds_async_waitall(&s, &direct_self, &s, NULL, 1, &excl, list) == 0 && s);
 	kds_resource_set_release(&hold);
 	CHECK(self_runs == 3 && s == NULL && is_free(&r));
+
+	/* The cross case (above). */
+	kds_resource_init(&cx1);
+	kds_resource_init(&cx2);
+	kds_resource_init(&cx4);
+	CHECK(kds_callback_init(&ccb1, 1, cross_cb1) == 0);
+	CHECK(kds_callback_init(&ccb2, 1, cross_cb2) == 0);
+	CHECK(kds_callback_init(&ccb4, 1, cross_cb4) == 0);
+	CHECK(pthread_create(&t, NULL, cross_u, NULL) == 0);
+	struct kds_resource *lx = &cx1;
+	CHECK(kds_async_waitall(&cs1, &ccb1, NULL, NULL, 1, &excl, &lx) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(cs1 == NULL && cs2 == NULL && cs4 == NULL);
+	CHECK(is_free(&cx1) && is_free(&cx2) && is_free(&cx4));
+	kds_callback_term(&ccb1);
+	kds_callback_term(&ccb2);
+	kds_callback_term(&ccb4);
+	CHECK(kds_resource_term(&cx1) == 0 && kds_resource_term(&cx2) == 0 &&
+	      kds_resource_term(&cx4) == 0);
 
 	/* Two release_sync calls racing on one pprset (held, then pending): one does it. */
 	for (int mode = 0; mode < 2; mode++) {
