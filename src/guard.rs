@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn release_then_reference() {
-        release_then_orders_f_before_delivery::<crate::reference::Reference>();
+        release_then_orders_f_before_delivery::<crate::global_mutex::Reference>();
     }
 
     /// The guard's tag lives in the entries' niche: a guard (and a future) is exactly as large

@@ -896,8 +896,8 @@ unsafe fn release_boxed_sync(raw: *mut kds_resource_set) {
     // SAFETY: the waiter cell is R's until its RMW below (module docs); the set is live
     // until RELEASED is set.
     unsafe { *(*raw).waiter.get() = Some(Arc::clone(&waiter)) };
-    // AcqRel: Release publishes the waiter to A; Acquire sees the callback's effects if its
-    // DONE came first, and A's last accesses if it left the call first.
+    // AcqRel: Release publishes the waiter to A; Acquire sees the callback's effects and A's
+    // last accesses if A left the call first.
     // SAFETY: live, as just said.
     let prev = unsafe {
         (*raw)
