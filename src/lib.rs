@@ -72,22 +72,23 @@
 //!
 //! # Coming from the C `kds.h`
 //!
-//! | 2012 `kds.h` | kds |
+//! | `kds.h` (2012, and the 2013 form) | kds |
 //! |---|---|
 //! | `struct kds_resource` + `kds_resource_init` / `kds_resource_term` | [`Resource::new`] / drop the last handle (reference counted: never destroyed in use) |
 //! | `kds_callback_init(cb, direct, fn)` | [`Dispatch::Direct`], or [`Dispatch::Worker`] for deferred callbacks; the closure is `fn` with its two parameters |
-//! | `kds_async_waitall(&rset, flags, cb, p1, p2, n, exclusive_bitmap, resources)` | `ResourceSet::new().exclusive(..).shared(..).locked(flags).on_grant(dispatch, closure)` → [`Pending`] |
+//! | `kds_async_waitall(&rset, flags, cb, p1, p2, n, exclusive_bitmap, resources)` | `ResourceSet::new().exclusive(..).shared(..).locked(flags).on_grant(dispatch, closure)` → [`Pending`] (the 2013 form has no `flags`: [`Locked::Wait`]) |
 //! | `KDS_FLAG_LOCKED_{WAIT, FAIL, IGNORE}` | [`Locked::Wait`], [`Locked::Fail`] (→ [`Error::Busy`]), [`Locked::Ignore`] |
 //! | `kds_waitall(n, bitmap, resources, jiffies)` | [`ResourceSet::wait`] / [`wait_timeout`](ResourceSet::wait_timeout); NULL → [`Error::Timeout`] |
 //! | `-ERESTARTSYS` (a signal) | [`ResourceSet::wait_interruptible`] with an [`Interrupt`] → [`Error::Interrupted`] |
 //! | `kds_resource_set_release(&rset)` on a held set | drop the [`Guard`] (or [`Guard::release`]) |
 //! | `kds_resource_set_release(&rset)` on a pending set | [`Pending::cancel`] (`true`: withdrawn; `false`: the callback runs and releases) |
+//! | `kds_resource_set_release_sync(&rset)` | the same; a Rust callback owns its guard, so there is nothing to wait for before freeing what the closure captured |
 //!
 //! `libkds` (the C ABI in `capi/`) is built from the lending requests: each C set keeps its
 //! [`ResourceSet`] and requests it with [`lock_interruptible`](ResourceSet::lock_interruptible)
 //! or [`try_lock`](ResourceSet::try_lock) (`kds_waitall`), or with
-//! [`try_grant_now`](ResourceSet::try_grant_now) before falling back to `on_grant`
-//! (`kds_async_waitall`).
+//! [`try_grant_now_scoped`](ResourceSet::try_grant_now_scoped) before falling back to
+//! `on_grant` (`kds_async_waitall`), and releases with [`Guard::release_then`].
 //!
 //! A resource named twice in one set is merged (exclusive wins) instead of deadlocking, an
 //! empty set is granted at once, and a cancel from the middle of a queue wakes the sets behind
