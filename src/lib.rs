@@ -43,8 +43,8 @@
 //! ```
 //!
 //! The rules every engine obeys (FIFO per resource, the trigger rule, no lost wake-up,
-//! exactly-once grants, the sync-locked policies) are those of the project's spec; see
-//! `docs/design.md` for how the lock-free engine keeps them.
+//! exactly-once grants, the sync-locked policies) are numbered in `docs/spec.md`, which the
+//! code cites as "rule N"; `docs/design.md` says how the lock-free engine keeps them.
 //!
 //! # Which path when
 //!
