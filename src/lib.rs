@@ -124,13 +124,15 @@
 
 // The layers, bottom up (each names only those below it; `.ci/run` checks that the parts of
 // `src/` import one another without a cycle):
-// - leaves: `sync` (atomics, parking, epoch: std's or loom's), `access`, `error`, `backoff`;
+// - leaves: `sync` (atomics, parking, epoch: std's or loom's), `access`, `error`, `backoff`,
+//   `timeline` (the grant timeline's stamps; no-ops without the feature);
 // - `worker` (where callbacks run) and `delivery` (how a grant reaches its client);
 // - `engine`: the interface the engines implement, and the one-word set entry;
 // - the engines: `lockfree`, `global_mutex` (neither names the other, nor the front end);
 // - the front end, generic over the engine: `resource`, `entries`, `take`, `guard`,
 //   `pending`, `future`, `interrupt`, `set`;
-// - the façades: this file and `reference`.
+// - the façades: this file, `reference`, and `harness` (the repository's own checks' door to
+//   internals, hidden from the docs).
 mod access;
 mod backoff;
 mod delivery;

@@ -7,15 +7,22 @@
 //! reference sets.
 //!
 //! ```
-//! use kds::reference::{Resource, ResourceSet};
+//! use kds::reference::{Engine, Reference, Resource, ResourceSet, MAX_SET_LEN};
 //!
 //! let buffer = Resource::new(); // a reference-engine resource
 //! let _g = ResourceSet::new().exclusive(&buffer).wait()?;
+//! assert_eq!(<Reference as Engine>::NAME, "reference");
+//! assert_eq!(MAX_SET_LEN, kds::MAX_SET_LEN);
+//! kds::reference::flush_before_blocking(); // the same names as `kds::*`
 //! # Ok::<(), kds::Error>(())
 //! ```
 
 pub use crate::global_mutex::Reference;
-pub use crate::{Access, CallbackScope, Dispatch, Error, Interrupt, Locked, Worker};
+// The engine-independent names, so that `kds::reference::*` has every name of `kds::*`.
+pub use crate::{
+    flush_before_blocking, Access, CallbackScope, Dispatch, Engine, Error, Interrupt, Locked,
+    UnparkOnInterrupt, Worker, MAX_SET_LEN,
+};
 
 /// [`crate::Resource`] on the reference engine.
 pub type Resource = crate::resource::Resource<Reference>;

@@ -246,7 +246,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn wait(&self) -> Result<Guard<'a, E>, Error> {
-        self.take(|set| set.wait_queued(None, None))
+        self.take(|set| set.wait_queued_guard(None, None))
     }
 
     /// Blocks until the set is granted or `timeout` has passed: then `Err(Error::Timeout)`,
@@ -269,7 +269,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Guard<'a, E>, Error> {
-        self.take(|set| set.wait_queued(deadline_after(timeout), None))
+        self.take(|set| set.wait_queued_guard(deadline_after(timeout), None))
     }
 
     /// Blocks until the set is granted, `timeout` (if any) has passed, or `interrupt` fires:
@@ -301,7 +301,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
         timeout: Option<Duration>,
         interrupt: &Interrupt,
     ) -> Result<Guard<'a, E>, Error> {
-        self.take(|set| set.wait_queued(timeout.and_then(deadline_after), Some(interrupt)))
+        self.take(|set| set.wait_queued_guard(timeout.and_then(deadline_after), Some(interrupt)))
     }
 
     /// Blocks until the whole set is granted, like [`wait`](Self::wait), and returns a guard
@@ -322,7 +322,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
     /// ```
     #[inline]
     pub fn lock(&self) -> Result<Guard<'_, E>, Error> {
-        self.lend(|set| set.wait_queued(None, None))
+        self.lend(|set| set.wait_queued_guard(None, None))
     }
 
     /// [`try_acquire`](Self::try_acquire) with the guard of [`lock`](Self::lock): takes the
@@ -370,7 +370,7 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
         timeout: Option<Duration>,
         interrupt: &Interrupt,
     ) -> Result<Guard<'_, E>, Error> {
-        self.lend(|set| set.wait_queued(timeout.and_then(deadline_after), Some(interrupt)))
+        self.lend(|set| set.wait_queued_guard(timeout.and_then(deadline_after), Some(interrupt)))
     }
 
     /// A sync request whose fast path lends this set's entries to the guard, else `queued`.
@@ -418,12 +418,13 @@ impl<'a, E: Engine> ResourceSet<'a, E> {
         queued(self)
     }
 
-    /// The queued way of a blocking wait (after the fast path, if any, refused). Out of line:
+    /// The queued way of a blocking wait (after the fast path, if any, refused): `take.rs`'s
+    /// `wait_queued`, as a guard. Out of line:
     /// inlined, it made the fast path of every caller heavier (a prepared set's `wait`, 37
     /// against 23 ns).
     #[cold]
     #[inline(never)]
-    fn wait_queued(
+    fn wait_queued_guard(
         &self,
         deadline: Option<Instant>,
         interrupt: Option<&Interrupt>,
