@@ -14,8 +14,22 @@
 //! resource order and cannot cycle.
 //!
 //! CAS count per enqueue of k resources, uncontended: k appends + 1 decision = k + 1 (a
-//! one-resource `Locked::Wait` set: 1, its append is its commit), matching Guerraoui et al.'s
-//! k + 1 and one above the lower bound k.
+//! one-resource `Locked::Wait` set: 1, its append is its commit), the count of Guerraoui,
+//! Kogan, Marathe and Zablotchi's multi-word CAS and one above their lower bound of k.
+//!
+//! ## Sources
+//!
+//! - Timothy L. Harris, Keir Fraser, Ian A. Pratt, "A Practical Multi-word Compare-and-Swap
+//!   Operation", DISC 2002 (LNCS 2508, pp. 265-279): a descriptor installed in each word in a
+//!   fixed order, one CAS on the descriptor's status to decide, and helping by whoever meets
+//!   an undecided descriptor. Departures: what is installed is a link appended to a queue,
+//!   not a descriptor swapped into a word, so nothing is rolled back or replaced after the
+//!   decision; a failed (`Locked::Fail`) request's links are marked removed instead.
+//! - Rachid Guerraoui, Alex Kogan, Virendra J. Marathe, Igor Zablotchi, "Efficient
+//!   Multi-word Compare and Swap", DISC 2020 (LIPIcs 179, 4:1-4:19; arXiv 2008.02527): k + 1
+//!   CASes per k-word operation when uncontended, and a lower bound of k. Departure: kds has
+//!   no values to compare, only queue positions to take, so its k + 1 are k appends and the
+//!   decision.
 
 use super::queue::{
     scan, sync_link_ahead, try_append, Link, Tail, SYNC_NO, SYNC_UNKNOWN, SYNC_YES, TRIG_EARLY,

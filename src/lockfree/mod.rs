@@ -3,7 +3,7 @@
 //!
 //! - [`gate`]: one resource's gate word: links reserved, fast-path holders, and the meeting
 //!   point of racing operations; the fast path for sync sets on resources with empty queues.
-//! - [`queue`]: one resource's queue (a Harris-style list with logical deletion) and the
+//! - [`queue`]: one resource's queue (a list with Harris's logical deletion) and the
 //!   trigger scan that applies the trigger rule to it.
 //! - [`request`]: one set's links and its one-word state (decision, trigger count, grant vs
 //!   cancel).
@@ -15,7 +15,9 @@
 //! Memory: links live inside their request (one allocation per request); a request stays
 //! allocated while any of its links is still physically in a queue (or is a resource's tail
 //! hint), and is freed through `crossbeam-epoch` after the last one is unlinked. `docs/design.md` gives the argument for
-//! rules 1 to 5.
+//! rules 1 to 5. The published work each part follows, and where it departs, is named at the
+//! top of `queue.rs` (Harris 2001, Fraser 2004) and `enqueue.rs` (Harris, Fraser and Pratt
+//! 2002; Guerraoui, Kogan, Marathe and Zablotchi 2020).
 
 mod enqueue;
 mod gate;

@@ -2,8 +2,8 @@
 //!
 //! The queue is a singly linked list hanging off a permanent stub node in the resource's
 //! [`Core`]. Links are appended at the end (a CAS of the last node's `next` from null) and
-//! removed by *logical deletion*: the `MARK` tag on a link's own `next` pointer
-//! (Harris-style). A marked link is unlinked physically by whichever scan meets it, with a CAS
+//! removed by *logical deletion*: the `MARK` tag on a link's own `next` pointer (Harris's
+//! marking, see Sources). A marked link is unlinked physically by whichever scan meets it, with a CAS
 //! of its predecessor's unmarked `next`; a marked link that is last stays until something is
 //! appended behind it. A marked link's `next` never changes again once non-null, and no
 //! `next` pointer ever returns to null, so a stale appender can never link a node twice.
@@ -21,6 +21,17 @@
 //! the link is live (unmarked), and a live link is in its queue. An append that starts from
 //! the hint did not see what is ahead of it, so it counts the queue ahead as busy (`eligible`
 //! false): the scan that follows every non-eligible append triggers it if it may run.
+//!
+//! ## Sources
+//!
+//! - Timothy L. Harris, "A Pragmatic Implementation of Non-Blocking Linked-Lists", DISC 2001
+//!   (LNCS 2180, pp. 300-314): deletion by marking a node's own `next` before unlinking it,
+//!   and unlinking by whoever meets a marked node. Departures: this list is a FIFO queue, not
+//!   a sorted set (nodes are only appended at the end, never inserted), a marked last node
+//!   stays until something is appended behind it, and appends may start from a tail hint.
+//! - Keir Fraser, "Practical lock-freedom", PhD thesis, University of Cambridge, Technical
+//!   Report UCAM-CL-TR-579, 2004: epoch-based reclamation, through `crossbeam-epoch`; an
+//!   unlinked node is freed once every thread pinned when it was unlinked has moved on.
 
 use super::gate::Gate;
 use super::request::Request;
@@ -293,7 +304,7 @@ pub(super) enum Tail<'g> {
 }
 
 /// Appends `link` (of `req`) at the end of its resource's queue, unlinking removed links met
-/// on the way (Harris-style). `committed` is true for a one-link request that is decided by
+/// on the way (Harris's marking: module docs, Sources). `committed` is true for a one-link request that is decided by
 /// this very append (`Request::decided_by_append`), false for a tentative install.
 ///
 /// Order of the checks matters for stale helpers: the last node is found *before* the
