@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// }
 /// let buf = Buffer { pixels: vec![0; 64], lock: Resource::new() };
 /// let other = buf.lock.clone();
-/// assert!(other.same(&buf.lock) && other == buf.lock);
+/// assert!(other == buf.lock); // the same resource: `==` compares identity
 /// let _g = ResourceSet::new().shared(&other).wait()?;
 /// assert_eq!(buf.pixels.len(), 64);
 /// # Ok::<(), kds::Error>(())
@@ -36,11 +36,6 @@ impl<E: Engine> Resource<E> {
         Resource {
             core: Arc::new(E::Core::default()),
         }
-    }
-
-    /// Whether both handles name the same resource.
-    pub fn same(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.core, &other.core)
     }
 }
 
@@ -58,9 +53,10 @@ impl<E: Engine> Clone for Resource<E> {
     }
 }
 
+/// Two handles are equal when they name the same resource (identity, not contents).
 impl<E: Engine> PartialEq for Resource<E> {
     fn eq(&self, other: &Self) -> bool {
-        self.same(other)
+        Arc::ptr_eq(&self.core, &other.core)
     }
 }
 
