@@ -141,38 +141,6 @@ impl<'a, E: Engine> Guard<'a, E> {
 }
 
 impl<E: Engine> Guard<'_, E> {
-    /// The engine's part of a release: gives every resource of the set back and re-applies
-    /// the trigger rule behind it, queueing the grants that makes on this thread. Returns
-    /// whether there are grants to deliver (`flush`). Counts that an owned guard holds are
-    /// given back later, when `held` drops.
-    ///
-    /// # Safety
-    ///
-    /// Called once per guard, which is then never released again (`Drop` calls it, and
-    /// `release_then`, which then takes the guard away without dropping it).
-    #[inline(always)]
-    unsafe fn release_held(&self) -> bool {
-        match &self.held {
-            Held::Fast(entries) => {
-                let holder = Holder::from_byte(entries.aux());
-                // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::fast`), and
-                // this is the guard's one release (the caller's contract).
-                unsafe { E::release_fast(entries.as_slice(), holder) }
-            }
-            Held::Other(Other::Lent(entries, holder)) => {
-                // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::lent`), and
-                // this is the guard's one release (the caller's contract).
-                unsafe { E::release_fast(entries.as_slice(), *holder) }
-            }
-            Held::Other(Other::Queued(req)) => {
-                // SAFETY: a queued guard is made once per grant (`Guard::queued`), and this is
-                // its one release (the caller's contract).
-                unsafe { E::release(req) };
-                true
-            }
-        }
-    }
-
     /// Releases the guard in `slot`, leaving `None` there, runs `f` as soon as the engine has
     /// given every resource back, and only then delivers the grants the release made: the
     /// threads it woke are woken, and the direct callbacks of the sets it granted run on this
@@ -255,10 +223,32 @@ impl<E: Engine> Drop for Guard<'_, E> {
     #[inline(always)]
     fn drop(&mut self) {
         crate::timeline::release_begins();
-        // SAFETY: a guard is dropped once, and one that `release_then` released is never
-        // dropped.
-        if unsafe { self.release_held() } {
-            flush();
+        // The same release as `release_then`'s (which also drops the payload in place, in the
+        // same match); here the fields drop after it. A guard that `release_then` released is
+        // never dropped.
+        match &self.held {
+            Held::Fast(entries) => {
+                let holder = Holder::from_byte(entries.aux());
+                // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::fast`), and
+                // a guard is dropped once. Their counts, if owned, are given back after this,
+                // when the field drops.
+                if unsafe { E::release_fast(entries.as_slice(), holder) } {
+                    flush();
+                }
+            }
+            Held::Other(Other::Lent(entries, holder)) => {
+                // SAFETY: `entries` were taken by `try_fast` for `holder` (`Guard::lent`), and
+                // a guard is dropped once.
+                if unsafe { E::release_fast(entries.as_slice(), *holder) } {
+                    flush();
+                }
+            }
+            Held::Other(Other::Queued(req)) => {
+                // SAFETY: a queued guard is made once per grant (`Guard::queued`), so this is
+                // that grant's only release.
+                unsafe { E::release(req) };
+                flush();
+            }
         }
         crate::timeline::release_ends();
     }
